@@ -1,0 +1,76 @@
+# lsbcore: one entry point. `make run` and `make test` are the two commands in the README.
+#
+#   make run     create .venv if missing, execute every notebook at full size, render HTML to build/html/
+#   make test    create .venv if missing, unit tests + nbval over every notebook in fast mode (LSB_FAST=1)
+#   make lab     open JupyterLab on notebooks/ (the .ipynb are generated from the .py sources)
+#   make bench   run the benchmarks in bench/ (needs the [bench] extra: make bench-deps)
+#
+# PyTorch: we never let pip resolve an unpinned torch (that can pull a CUDA build of several GB).
+# If the environment has no torch, $(TORCH) is installed first; override it for a GPU, e.g.
+#   make test TORCH="torch==2.5.1 --index-url https://download.pytorch.org/whl/cu121"
+# or point PY at an interpreter of an environment you already have (nothing is installed then
+# except lsbcore itself in editable mode):  make test PY=$$CONDA_PREFIX/bin/python
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY ?= $(VENV)/bin/python
+TORCH ?= torch==2.13.0
+NB_SRC := $(sort $(wildcard notebooks/[0-9]*.py))
+NB_DIR := build/notebooks
+HTML_DIR := build/html
+STAMP := $(dir $(PY)).lsbcore-installed
+
+.PHONY: env run test unit nbtest lab bench bench-deps notebooks clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ ! -x "$(PY)" ]; then echo ">> creating virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); fi
+	@if ! $(PY) -c "import torch" 2>/dev/null; then \
+	  echo ">> no torch in this environment: installing $(TORCH)"; \
+	  $(PY) -m pip install $(TORCH); \
+	else echo ">> using installed torch $$($(PY) -c 'import torch; print(torch.__version__)')"; fi
+	$(PY) -m pip install -e ".[test]"
+	@touch $@
+
+# Paired notebooks: the jupytext .py is the committed source; .ipynb files are generated.
+notebooks: env
+	@mkdir -p $(NB_DIR)
+	@for f in $(NB_SRC); do \
+	  $(PY) -m jupytext --quiet --set-kernel python3 --to ipynb -o $(NB_DIR)/$$(basename $${f%.py}).ipynb $$f || exit 1; \
+	done
+
+unit: env
+	$(PY) -m pytest -q -m "not ui" tests
+
+nbtest: notebooks
+	@test -n "$(NB_SRC)" || { echo "no notebooks found"; exit 1; }
+	LSB_FAST=1 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+	  --nbval-cell-timeout=300 $(NB_DIR)
+
+test: env
+	$(PY) -m pytest -q -m "not ui" tests
+	$(MAKE) --no-print-directory nbtest
+
+run: notebooks
+	@mkdir -p $(HTML_DIR)
+	@for f in $(NB_DIR)/*.ipynb; do \
+	  echo ">> executing $$f"; \
+	  timeout 1800 $(PY) -m jupyter nbconvert --to html --execute \
+	    --ExecutePreprocessor.timeout=900 --output-dir $(HTML_DIR) $$f || exit 1; \
+	done
+	@echo ">> rendered notebooks are in $(abspath $(HTML_DIR))/"
+
+lab: env
+	$(PY) -m jupytext --sync notebooks/[0-9]*.py
+	$(PY) -m jupyter lab notebooks
+
+bench-deps: env
+	$(PY) -m pip install -e ".[test,bench]"
+
+bench: env
+	@for b in bench/*.py; do echo ">> $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf build .pytest_cache
