@@ -29,9 +29,9 @@ $(STAMP): pyproject.toml
 	@if [ ! -x "$(PY)" ]; then echo ">> creating virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); fi
 	@if ! $(PY) -c "import torch" 2>/dev/null; then \
 	  echo ">> no torch in this environment: installing $(TORCH)"; \
-	  $(PY) -m pip install $(TORCH); \
+	  $(PY) -m pip install -q $(TORCH); \
 	else echo ">> using installed torch $$($(PY) -c 'import torch; print(torch.__version__)')"; fi
-	$(PY) -m pip install -e ".[test]"
+	$(PY) -m pip install -q -e ".[test]"
 	@touch $@
 
 # Paired notebooks: the jupytext .py is the committed source; .ipynb files are generated.
