@@ -4,6 +4,10 @@
 #   make test    create .venv if missing, unit tests + nbval over every notebook in fast mode (LSB_FAST=1)
 #   make lab     open JupyterLab on notebooks/ (the .ipynb are generated from the .py sources)
 #   make bench   run the benchmarks in bench/ (needs the [bench] extra: make bench-deps)
+#   make dashboard NB=01   serve notebook 01's outputs and widgets alone (no code) with Voilà
+#
+# `make test` also runs the browser tier (tests/test_ui.py: JupyterLab + Voilà in headless Chromium)
+# when $(CHROMIUM) and the [ui] extra are present, and says so when it skips it.
 #
 # PyTorch: we never let pip resolve an unpinned torch (that can pull a CUDA build of several GB).
 # If the environment has no torch, $(TORCH) is installed first; override it for a GPU, e.g.
@@ -20,8 +24,10 @@ NB_SRC := $(sort $(wildcard notebooks/[0-9]*.py))
 NB_DIR := build/notebooks
 HTML_DIR := build/html
 STAMP := $(dir $(PY)).lsbcore-installed
+CHROMIUM ?= /usr/bin/chromium
+VOILA_ARGS ?=
 
-.PHONY: env run test unit nbtest lab bench bench-deps notebooks clean
+.PHONY: env run test unit nbtest lab bench bench-deps notebooks clean dashboard
 
 env: $(STAMP)
 
@@ -52,6 +58,12 @@ nbtest: notebooks
 test: env
 	$(PY) -m pytest -q -m "not ui" tests
 	$(MAKE) --no-print-directory nbtest
+	@if [ ! -x "$(CHROMIUM)" ]; then echo "UI tier skipped: $(CHROMIUM) not found (apt-get install chromium)"; \
+	elif ! $(PY) -c "import playwright, voila" 2>/dev/null; then \
+	  echo "UI tier skipped: playwright/voila not installed ($(PY) -m pip install -e '.[ui]')"; \
+	else echo ">> UI tier: notebooks in JupyterLab and Voila, headless $(CHROMIUM)"; \
+	  LSB_CHROMIUM=$(CHROMIUM) timeout -k 30 900 $(PY) -m pytest -q -p no:cacheprovider -m ui \
+	    --durations=0 tests/test_ui.py; fi
 
 run: notebooks
 	@mkdir -p $(HTML_DIR)
@@ -65,6 +77,14 @@ run: notebooks
 lab: env
 	$(PY) -m jupytext --sync notebooks/[0-9]*.py
 	$(PY) -m jupyter lab notebooks
+
+dashboard: notebooks
+	@test -n "$(NB)" || { echo "usage: make dashboard NB=01"; exit 1; }
+	@$(PY) -c "import voila" 2>/dev/null || $(PY) -m pip install -e ".[ui]"
+	@nb=$$(ls $(NB_DIR)/$(NB)*.ipynb 2>/dev/null | head -n 1); \
+	test -n "$$nb" || { echo "no notebook $(NB_DIR)/$(NB)*.ipynb"; exit 1; }; \
+	echo ">> serving the widgets of $$nb with Voila (Ctrl-C stops it)"; \
+	$(PY) -m voila --strip_sources=True $(VOILA_ARGS) $$nb
 
 bench-deps: env
 	$(PY) -m pip install -e ".[test,bench]"

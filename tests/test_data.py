@@ -1,0 +1,107 @@
+"""Shipped checkpoints in data/: manifest sums, tamper detection, deterministic rebuild, quality."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from lsbcore import latent as L
+
+SHIPPED_FILES = sorted([*L.SHIPPED, "classifier.pt"])
+
+
+def test_manifest_lists_every_shipped_file_with_matching_sums():
+    sums = json.loads((L.DATA_DIR / L.MANIFEST_NAME).read_text())
+    assert sorted(sums) == SHIPPED_FILES
+    for name in SHIPPED_FILES:
+        assert L.sha256_file(L.DATA_DIR / name) == sums[name], name
+    total = sum((L.DATA_DIR / n).stat().st_size for n in SHIPPED_FILES)
+    assert total < 5 * 2**20, f"shipped files take {total} bytes, over the 5 MB budget"
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_tampered_checkpoint_gives_a_clear_error(tmp_path, damage):
+    for name in ("ae_d2_shift1.pt", L.MANIFEST_NAME):
+        shutil.copy(L.DATA_DIR / name, tmp_path / name)
+    f = tmp_path / "ae_d2_shift1.pt"
+    data = bytearray(f.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = data[: len(data) // 3]
+    f.write_bytes(bytes(data))
+    with pytest.raises(L.ChecksumError, match="corrupt or was modified"):
+        L.load_checkpoint("ae_d2_shift1.pt", data_dir=tmp_path)
+    # without the manifest check, the damaged file still fails loudly, never silently
+    if damage == "truncate":
+        with pytest.raises(L.ChecksumError, match="could not be read"):
+            L.load_checkpoint(f, verify=False)
+
+
+def test_unlisted_or_missing_files_are_refused(tmp_path):
+    shutil.copy(L.DATA_DIR / "ae_d2_shift1.pt", tmp_path / "other.pt")
+    shutil.copy(L.DATA_DIR / L.MANIFEST_NAME, tmp_path / L.MANIFEST_NAME)
+    with pytest.raises(L.ChecksumError, match="not listed"):
+        L.load_checkpoint("other.pt", data_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="rebuild"):
+        L.load_checkpoint("absent.pt", data_dir=tmp_path)
+
+
+def test_a_pickled_object_is_refused_by_weights_only(tmp_path):
+    class Evil:
+        pass
+
+    f = tmp_path / "evil.pt"
+    torch.save({"what": "autoencoder", "config": Evil()}, f)
+    with pytest.raises(L.ChecksumError, match="could not be read"):
+        L.load_checkpoint(f, verify=False)
+
+
+def test_rebuild_is_deterministic(tmp_path):
+    """The same tiny rebuild twice (separate folders, same file name) gives the same bytes."""
+    a = L.rebuild_data(tmp_path / "a", steps=3, names=["ae_d2_shift1.pt"], progress=False)
+    b = L.rebuild_data(tmp_path / "b", steps=3, names=["ae_d2_shift1.pt"], progress=False)
+    assert a == b and list(a) == ["ae_d2_shift1.pt"]
+    ma = L.load_checkpoint(tmp_path / "a" / "ae_d2_shift1.pt")
+    mb = L.load_checkpoint(tmp_path / "b" / "ae_d2_shift1.pt")
+    for (k, va), vb in zip(ma.state_dict().items(), mb.state_dict().values()):
+        assert torch.equal(va, vb), k
+    c = L.rebuild_data(tmp_path / "c", steps=4, names=["ae_d2_shift1.pt"], progress=False)
+    assert c != a  # and the sum does see the training
+
+
+def test_rebuild_rejects_unknown_names(tmp_path):
+    with pytest.raises(ValueError, match="unknown shipped file"):
+        L.rebuild_data(tmp_path, steps=1, names=["nope.pt"])
+
+
+def test_shipped_classifier_accuracy_on_held_out_digits():
+    acc = L.classifier_accuracy(L.shipped_classifier(), "test")
+    assert acc > 0.93, acc  # 397 test digits: a 95 % classifier has a binomial std of ~1 %
+
+
+@pytest.mark.parametrize("d", [2, 4, 8, 16])
+def test_shipped_autoencoders_beat_the_mean_image(d):
+    ae = L.shipped_autoencoder(d)
+    x, _ = L.load_digits("test")
+    with torch.no_grad():
+        mse = ((ae.decode(ae.encode(x)) - x) ** 2).mean()
+    assert mse < 0.5 * x.var(0).mean(), (d, float(mse))
+
+
+def test_reconstruction_improves_with_latent_dimension():
+    x, _ = L.load_digits("test")
+    errs = []
+    for d in (2, 16):
+        ae = L.shipped_autoencoder(d)
+        with torch.no_grad():
+            errs.append(float(((ae.decode(ae.encode(x)) - x) ** 2).mean()))
+    assert errs[1] < errs[0]
+
+
+def test_command_line_verifies_data(capsys):
+    from lsbcore.__main__ import main
+
+    assert main(["verify-data"]) == 0
+    assert "FAILED" not in capsys.readouterr().out

@@ -1,0 +1,196 @@
+"""TimeMLP shapes/validation and the training loop: EMA, checkpoints, bit-exact resume."""
+import math
+
+import pytest
+import torch
+
+from lsbcore.nets import FourierTime, TimeMLP
+from lsbcore.train import History, ema_update, fit, load_checkpoint, save_checkpoint
+
+
+# ---------------------------------------------------------------------------------- nets
+@pytest.mark.parametrize("t", [0.3, torch.tensor(0.3), torch.full((7,), 0.3), torch.full((7, 1), 0.3),
+                               torch.full((1, 1), 0.3)])
+def test_timemlp_time_forms_agree(t):
+    net = TimeMLP(3, width=16, depth=2)
+    x = torch.randn(7, 3, generator=torch.Generator().manual_seed(0))
+    ref = net(x, torch.full((7, 1), 0.3))
+    assert net(x, t).shape == (7, 3)
+    torch.testing.assert_close(net(x, t), ref)
+
+
+def test_timemlp_seed_fixes_init_and_leaves_global_rng():
+    state = torch.get_rng_state()
+    a, b, c = TimeMLP(2, seed=1), TimeMLP(2, seed=1), TimeMLP(2, seed=2)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+
+
+def test_timemlp_out_dim_and_features():
+    net = TimeMLP(2, width=8, depth=1, out_dim=5, n_freq=3)
+    assert net(torch.zeros(4, 2), 0.0).shape == (4, 5)
+    feats = FourierTime(2)(torch.tensor([[0.5]]))
+    torch.testing.assert_close(feats, torch.tensor([[0.5, math.sin(math.pi / 2), math.sin(math.pi),
+                                                     math.cos(math.pi / 2), math.cos(math.pi)]]))
+
+
+@pytest.mark.parametrize("x,t,err", [
+    (torch.zeros(4, 3), 0.5, ValueError),              # wrong dim
+    (torch.zeros(4), 0.5, ValueError),                 # not (batch, dim)
+    ([[0.0, 0.0]], 0.5, TypeError),                    # not a tensor
+    (torch.zeros(4, 2), 1.5, ValueError),              # t outside [0, 1]
+    (torch.zeros(4, 2), float("nan"), ValueError),     # NaN time
+    (torch.zeros(4, 2), torch.full((3, 1), 0.5), ValueError),  # wrong number of rows
+    (torch.zeros(4, 2), "0.5", TypeError),
+])
+def test_timemlp_bad_inputs(x, t, err):
+    with pytest.raises(err):
+        TimeMLP(2, width=8)(x, t)
+
+
+@pytest.mark.parametrize("kw", [dict(dim=0), dict(dim=2, width=0), dict(dim=2, depth=1.5)])
+def test_timemlp_bad_construction(kw):
+    with pytest.raises((ValueError, TypeError)):
+        TimeMLP(**kw)
+
+
+# ---------------------------------------------------------------------------------- training
+def _regression_problem():
+    """Fit y = A x + 0.1 sin(3t) with fresh random batches drawn from the fit generator."""
+    A = torch.tensor([[1.0, -2.0], [0.5, 3.0]])
+
+    def loss_fn(model, step, gen):
+        x = torch.randn(32, 2, generator=gen)
+        t = torch.rand(32, 1, generator=gen)
+        y = x @ A.T + 0.1 * torch.sin(3 * t)
+        return ((model(x, t) - y) ** 2).sum(-1).mean()
+
+    return loss_fn
+
+
+def test_fit_learns_and_is_reproducible():
+    loss_fn = _regression_problem()
+    h1 = fit(TimeMLP(2, width=32, depth=2), loss_fn, 300, lr=3e-3, seed=0, progress=False)
+    h2 = fit(TimeMLP(2, width=32, depth=2), loss_fn, 300, lr=3e-3, seed=0, progress=False)
+    assert isinstance(h1, History) and h1.steps == 300 and h1.start_step == 0
+    assert h1.losses == h2.losses
+    # E‖Ax‖² = ‖A‖_F² ≈ 14.25 at the start; a fitted net should be far below it
+    assert sum(h1.losses[:10]) / 10 > 5.0 and sum(h1.losses[-20:]) / 20 < 0.5
+
+
+def test_resume_is_bit_exact(tmp_path):
+    """An interrupted run (crash at step 70, checkpoints every 25) resumed = uninterrupted run."""
+    base = _regression_problem()
+    steps, kw = 120, dict(lr=3e-3, seed=3, ema=0.9, progress=False)
+    ref_model = TimeMLP(2, width=16, depth=2)
+    ref = fit(ref_model, base, steps, **kw)
+
+    class Crash(Exception):
+        pass
+
+    def crashing(model, step, gen):
+        if step == 70:
+            raise Crash
+        return base(model, step, gen)
+
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(Crash):
+        fit(TimeMLP(2, width=16, depth=2), crashing, steps, checkpoint=ckpt, checkpoint_every=25, **kw)
+    assert load_checkpoint(ckpt)["step"] == 50
+    # a fresh process would build a fresh model (another init, to show everything is restored)
+    model = TimeMLP(2, width=16, depth=2, seed=99)
+    out = fit(model, base, steps, checkpoint=ckpt, checkpoint_every=25, **kw)
+    assert out.start_step == 50
+    assert out.losses == ref.losses
+    for p, q in zip(model.parameters(), ref_model.parameters()):
+        assert torch.equal(p, q)
+    for p, q in zip(out.ema.parameters(), ref.ema.parameters()):
+        assert torch.equal(p, q)
+    assert load_checkpoint(ckpt)["step"] == steps
+    # resuming a finished run does nothing and returns the stored history
+    again = fit(TimeMLP(2, width=16, depth=2), base, steps, checkpoint=ckpt, **kw)
+    assert again.start_step == steps and again.losses == ref.losses
+
+
+def test_checkpoint_is_weights_only_and_plain(tmp_path):
+    ckpt = tmp_path / "c.pt"
+    fit(TimeMLP(2, width=8, depth=1), _regression_problem(), 5, seed=0, checkpoint=ckpt, progress=False)
+    state = torch.load(ckpt, weights_only=True)
+    assert state["format"] == "lsbcore-fit-v1" and state["step"] == 5
+    assert state["generator"].dtype == torch.uint8 and state["losses"].shape == (5,)
+    assert not (tmp_path / "c.pt.tmp").exists()   # the atomic write cleaned up
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path):
+    ckpt = tmp_path / "c.pt"
+    fit(TimeMLP(2, width=8, depth=1), _regression_problem(), 5, seed=0, checkpoint=ckpt, progress=False)
+    raw = ckpt.read_bytes()
+    ckpt.write_bytes(raw[: len(raw) // 2])            # truncated (a crash mid-copy)
+    with pytest.raises(ValueError, match="corrupt"):
+        load_checkpoint(ckpt)
+    with pytest.raises(ValueError, match="corrupt"):
+        fit(TimeMLP(2, width=8, depth=1), _regression_problem(), 10, seed=0, checkpoint=ckpt, progress=False)
+    # a pickle of an arbitrary object is refused by weights_only
+    torch.save({"x": History()}, ckpt)
+    with pytest.raises(ValueError, match="corrupt"):
+        load_checkpoint(ckpt)
+    # a valid file that is not ours
+    save_checkpoint({"hello": torch.zeros(1)}, ckpt)
+    with pytest.raises(ValueError, match="not an lsbcore"):
+        fit(TimeMLP(2, width=8, depth=1), _regression_problem(), 10, seed=0, checkpoint=ckpt, progress=False)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_resume_mismatch_errors(tmp_path):
+    ckpt = tmp_path / "c.pt"
+    fit(TimeMLP(2, width=8, depth=1), _regression_problem(), 5, seed=0, checkpoint=ckpt, progress=False)
+    with pytest.raises(ValueError, match="seed"):
+        fit(TimeMLP(2, width=8, depth=1), _regression_problem(), 10, seed=1, checkpoint=ckpt, progress=False)
+    with pytest.raises(ValueError, match="does not fit"):
+        fit(TimeMLP(2, width=9, depth=1), _regression_problem(), 10, seed=0, checkpoint=ckpt, progress=False)
+    with pytest.raises(ValueError, match="beyond"):
+        fit(TimeMLP(2, width=8, depth=1), _regression_problem(), 3, seed=0, checkpoint=ckpt, progress=False)
+    # resume=False starts over and overwrites
+    h = fit(TimeMLP(2, width=8, depth=1), _regression_problem(), 3, seed=0, checkpoint=ckpt,
+            resume=False, progress=False)
+    assert h.start_step == 0 and load_checkpoint(ckpt)["step"] == 3
+
+
+def test_ema_update_formula():
+    a, b = TimeMLP(2, width=4, depth=1, seed=0), TimeMLP(2, width=4, depth=1, seed=1)
+    expected = [0.9 * p + 0.1 * q for p, q in zip(a.parameters(), b.parameters())]
+    ema_update(a, b, 0.9)
+    for p, e in zip(a.parameters(), expected):
+        torch.testing.assert_close(p, e)
+
+
+def test_nan_loss_is_loud():
+    def loss_fn(model, step, gen):
+        out = model(torch.zeros(4, 2), 0.5).sum()
+        return out * float("nan") if step >= 3 else out ** 2
+
+    with pytest.raises(FloatingPointError, match="step 3"):
+        fit(TimeMLP(2, width=4, depth=1), loss_fn, 10, seed=0, progress=False, log_every=5)
+
+
+@pytest.mark.parametrize("kw,err", [
+    (dict(steps=-1), ValueError), (dict(lr=0.0), ValueError), (dict(ema=1.0), ValueError),
+    (dict(seed=torch.Generator()), TypeError), (dict(checkpoint_every=0), ValueError),
+    (dict(grad_clip=-1.0), ValueError), (dict(lr=float("nan")), ValueError),
+])
+def test_fit_bad_arguments(kw, err):
+    args = dict(steps=2, lr=1e-3, seed=0, progress=False)
+    args.update(kw)
+    with pytest.raises(err):
+        fit(TimeMLP(2, width=4, depth=1), _regression_problem(), **args)
+
+
+def test_loss_fn_must_return_a_differentiable_scalar():
+    with pytest.raises(ValueError, match="scalar"):
+        fit(TimeMLP(2, width=4, depth=1), lambda m, s, g: m(torch.zeros(3, 2), 0.0), 2, progress=False)
+    with pytest.raises(ValueError, match="gradient"):
+        fit(TimeMLP(2, width=4, depth=1), lambda m, s, g: torch.zeros(()), 2, progress=False)
+    with pytest.raises(TypeError):
+        fit(torch.zeros(3), _regression_problem(), 2, progress=False)
