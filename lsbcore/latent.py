@@ -16,6 +16,7 @@ rebuilds every file deterministically (same bytes on the same machine and torch 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -52,15 +53,9 @@ def load_digits(split: str = "target", *, classes: Optional[Sequence[int]] = Non
     permutation (seed 0), so every notebook sees the same images. ``classes`` keeps only those digits
     (a pre-training set "on other classes" is one kind of distribution shift). Notebook 03 §Data.
     """
-    from sklearn.datasets import load_digits as _sk_load
-
     if split not in (*SPLITS, "all"):
         raise ValueError(f"split must be one of {[*SPLITS, 'all']}, got {split!r}")
-    data = _sk_load()
-    x = torch.as_tensor(data.data, dtype=torch.float64) / 16.0
-    y = torch.as_tensor(data.target, dtype=torch.long)
-    perm = torch.randperm(x.shape[0], generator=generator(0))
-    x, y = x[perm], y[perm]
+    x, y = _all_digits()
     if split != "all":
         lo, hi = SPLITS[split]
         x, y = x[lo:hi], y[lo:hi]
@@ -70,7 +65,19 @@ def load_digits(split: str = "target", *, classes: Optional[Sequence[int]] = Non
             raise ValueError(f"classes must be a non-empty subset of 0..9, got {list(classes)}")
         keep = torch.isin(y, cls)
         x, y = x[keep], y[keep]
-    return x.to(device=device, dtype=dtype), y.to(device=device)
+    return x.to(device=device, dtype=dtype, copy=True), y.to(device=device, copy=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _all_digits():
+    """All 1,797 digits in the fixed split order (cached: sklearn parses its CSV on every call)."""
+    from sklearn.datasets import load_digits as _sk_load
+
+    data = _sk_load()
+    x = torch.as_tensor(data.data, dtype=torch.float64) / 16.0
+    y = torch.as_tensor(data.target, dtype=torch.long)
+    perm = torch.randperm(x.shape[0], generator=generator(0))
+    return x[perm], y[perm]
 
 
 def _gaussian_blur(img: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
@@ -416,6 +423,8 @@ def _drift_args(x, t, points, sigma):
     points = check_points(points, "points", dim=x.shape[1])
     if x.device != points.device:
         raise ValueError(f"x is on {x.device} but points are on {points.device}")
+    if isinstance(t, (int, float)) and not isinstance(t, bool):
+        t = torch.tensor(float(t), dtype=x.dtype, device=x.device)  # no float32 round trip
     t = check_time(t, "t", batch=x.shape[0], like=x)
     return x, t, points.to(x.dtype), check_positive(sigma, "sigma")
 

@@ -18,6 +18,15 @@ from lsbcore.schrodinger.gaussian import GaussianBridge, monge_map, sqrtm_spd
 DT = torch.float64
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These tensors are tiny: intra-op threads only add overhead (and contend on a shared CI box)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def random_spd(d, seed, lo=0.3):
     g = torch.Generator().manual_seed(seed)
     a = torch.randn(d, d, generator=g, dtype=DT)
@@ -309,3 +318,96 @@ def test_property_random_problems_are_consistent(sigma, S0, S1, t):
     # symmetric square root really is one
     r = sqrtm_spd(S0)
     torch.testing.assert_close(r @ r, S0)
+
+
+# ------------------------------------------------------------------------------ OU reference
+def test_ou_reference_tends_to_the_brownian_one_as_c_goes_to_zero():
+    b0 = problem(2, 0.8, seed=12)
+    bc = GaussianBridge(b0.m0, b0.S0, b0.m1, b0.S1, 0.8, c=1e-7)
+    torch.testing.assert_close(bc.cross_cov, b0.cross_cov, rtol=0, atol=1e-6)
+    x = b0.marginal(0.4).sample(32, seed=0).to(DT)
+    for t in (0.0, 0.3, 0.7, 1.0):
+        torch.testing.assert_close(bc.cov(t), b0.cov(t), rtol=0, atol=1e-6)
+        torch.testing.assert_close(bc.drift(x, t), b0.drift(x, t), rtol=0, atol=1e-5)
+        torch.testing.assert_close(bc.backward_drift(x, t), b0.backward_drift(x, t), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("c", [-2.0, 0.7])
+def test_ou_joint_precision_and_endpoints(c):
+    """With the OU kernel N(y; e^c x, ξ) the plan is ∝ f(x) exp(e^c x·y / ξ) g(y): off-diagonal precision
+    block −(e^c/ξ) I, ξ = σ²(e^{2c} − 1)/(2c)."""
+    sigma = 2.0 if c == -2.0 else 0.6
+    b = GaussianBridge([0.5, -1.0], [[1.0, 0.3], [0.3, 0.7]], [-1.0, 2.0], [[0.5, -0.1], [-0.1, 1.5]], sigma, c=c)
+    xi = sigma**2 * math.expm1(2 * c) / (2 * c)
+    prec = torch.linalg.inv(b.joint_cov())
+    torch.testing.assert_close(prec[:2, 2:], -math.exp(c) / xi * torch.eye(2, dtype=DT), rtol=0, atol=1e-8 * math.exp(c) / xi)
+    torch.testing.assert_close(b.cov(0.0), b.S0)
+    torch.testing.assert_close(b.cov(1.0), b.S1)
+    torch.testing.assert_close(b.mean(1.0), b.m1)
+    with pytest.raises(NotImplementedError):
+        b.entropic_cost()
+
+
+@pytest.mark.parametrize("t", [0.0, 0.2, 0.5, 0.8, 1.0])
+@pytest.mark.parametrize("c", [-2.0, 1.0])
+def test_ou_drift_satisfies_the_fokker_planck_moment_equations(c, t):
+    """Same identities as for σW: the drift b includes the reference's c x, the noise is σ dW."""
+    sigma = 2.0 if c == -2.0 else 0.8
+    b = GaussianBridge([0.5, -1.0], [[1.0, 0.3], [0.3, 0.7]], [-1.0, 2.0], [[0.5, -0.1], [-0.1, 1.5]], sigma, c=c)
+    mu, cov = b.mean(t), b.cov(t)
+    pts = sigma_points(mu, cov)
+    drift = b.drift(pts, t)
+    xc = pts - mu
+    h = 1e-5
+    t_lo, t_hi = max(t - h, 0.0), min(t + h, 1.0)
+    dmu = (b.mean(t_hi) - b.mean(t_lo)) / (t_hi - t_lo)
+    dcov = (b.cov(t_hi) - b.cov(t_lo)) / (t_hi - t_lo)
+    atol = 1e-7 if 0 < t < 1 else 1e-3
+    torch.testing.assert_close(drift.mean(0), dmu, rtol=0, atol=atol)
+    rhs = (drift.T @ xc + xc.T @ drift) / pts.shape[0] + sigma**2 * torch.eye(2, dtype=DT)
+    torch.testing.assert_close(rhs, dcov, rtol=0, atol=atol)
+    # the two closed forms (forward for t ≤ ½, backward + Nelson for t > ½) meet continuously
+    x = pts[:3]
+    torch.testing.assert_close(b.drift(x, 0.5 - 1e-9), b.drift(x, 0.5 + 1e-9), rtol=0, atol=1e-6)
+
+
+def test_ou_plan_against_pot_with_the_ou_cost():
+    """1-D: the static problem with kernel N(y; τx, ξ) is entropic OT with cost (y − τx)² and ε = 2ξ."""
+    c, sigma, m0, v0, m1, v1 = -1.0, 1.2, 0.5, 0.6, -0.5, 0.9
+    b = GaussianBridge(m0, v0, m1, v1, sigma, c=c)
+    tau, xi = math.exp(c), sigma**2 * math.expm1(2 * c) / (2 * c)
+    x = np.linspace(-7, 7, 300)
+    a = np.exp(-(x - m0) ** 2 / (2 * v0)); a /= a.sum()
+    q = np.exp(-(x - m1) ** 2 / (2 * v1)); q /= q.sum()
+    P = ot.sinkhorn(a, q, (x[None, :] - tau * x[:, None]) ** 2, reg=2 * xi, method="sinkhorn_log",
+                    stopThr=1e-12, numItermax=5000)
+    cross = (P * np.outer(x - m0, x - m1)).sum()
+    assert abs(cross - float(b.cross_cov)) < 1e-7
+
+
+def test_ou_euler_maruyama_and_exact_paths_reach_rho1():
+    """VSDM's check (c = −2, g = 2): simulating the drift from ρ0 ends at ρ1; the exact OU-bridge paths
+    have the marginal Σ_½ (Monte-Carlo tolerances)."""
+    b = GaussianBridge([0.5, -1.0], [[1.0, 0.3], [0.3, 0.7]], [-1.0, 2.0], [[0.5, -0.1], [-0.1, 1.5]], 2.0, c=-2.0)
+    n, steps = 20_000, 200
+    g = torch.Generator().manual_seed(0)
+    x = b.marginal(0.0).sample(n, seed=g).to(DT)
+    h = 1.0 / steps
+    for k in range(steps):
+        x = x + h * b.drift(x, k * h) + b.sigma * math.sqrt(h) * torch.randn(x.shape, generator=g, dtype=DT)
+    s = torch.sqrt(torch.diagonal(b.S1))
+    # Euler bias O(h · ‖drift Jacobian‖) with a Jacobian up to ~σ²/ξ near the ends: allow 10 h
+    tol = (5 * math.sqrt(2 / n) + 10 * h) * s[:, None] * s[None, :]
+    assert bool(((torch.cov(x.T) - b.S1).abs() <= tol).all())
+    paths = b.sample_path(n, n_steps=10, seed=1, dtype=DT)
+    s5 = torch.sqrt(torch.diagonal(b.cov(0.5)))
+    emp = torch.cov(paths[5].T)
+    assert bool(((emp - b.cov(0.5)).abs() <= 5 * math.sqrt(2 / n) * s5[:, None] * s5[None, :]).all())
+    assert bool(((paths[5].mean(0) - b.mean(0.5)).abs() <= 5 * s5 / math.sqrt(n)).all())
+
+
+def test_ou_bad_rate_is_named():
+    with pytest.raises(ValueError, match="c"):
+        GaussianBridge(0.0, 1.0, 1.0, 1.0, 1.0, c=float("nan"))
+    with pytest.raises(TypeError, match="c"):
+        GaussianBridge(0.0, 1.0, 1.0, 1.0, 1.0, c=True)

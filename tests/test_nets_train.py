@@ -79,10 +79,11 @@ def test_fit_learns_and_is_reproducible():
     assert sum(h1.losses[:10]) / 10 > 5.0 and sum(h1.losses[-20:]) / 20 < 0.5
 
 
-def test_resume_is_bit_exact(tmp_path):
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_is_bit_exact(tmp_path, schedule):
     """An interrupted run (crash at step 70, checkpoints every 25) resumed = uninterrupted run."""
     base = _regression_problem()
-    steps, kw = 120, dict(lr=3e-3, seed=3, ema=0.9, progress=False)
+    steps, kw = 120, dict(lr=3e-3, seed=3, ema=0.9, progress=False, schedule=schedule)
     ref_model = TimeMLP(2, width=16, depth=2)
     ref = fit(ref_model, base, steps, **kw)
 
@@ -179,6 +180,7 @@ def test_nan_loss_is_loud():
     (dict(steps=-1), ValueError), (dict(lr=0.0), ValueError), (dict(ema=1.0), ValueError),
     (dict(seed=torch.Generator()), TypeError), (dict(checkpoint_every=0), ValueError),
     (dict(grad_clip=-1.0), ValueError), (dict(lr=float("nan")), ValueError),
+    (dict(schedule="linear"), ValueError),
 ])
 def test_fit_bad_arguments(kw, err):
     args = dict(steps=2, lr=1e-3, seed=0, progress=False)
@@ -194,3 +196,18 @@ def test_loss_fn_must_return_a_differentiable_scalar():
         fit(TimeMLP(2, width=4, depth=1), lambda m, s, g: torch.zeros(()), 2, progress=False)
     with pytest.raises(TypeError):
         fit(torch.zeros(3), _regression_problem(), 2, progress=False)
+
+
+def test_cosine_schedule_learning_rates(monkeypatch):
+    """The lr used at step k is lr · ½(1 + cos(π k / steps)) (recorded by a spy optimizer)."""
+    seen = []
+
+    class Spy(torch.optim.Adam):
+        def step(self, *a, **k):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(*a, **k)
+
+    monkeypatch.setattr(torch.optim, "Adam", Spy)
+    loss_fn = lambda model, step, gen: (model(torch.zeros(2, 2), 0.5) ** 2).sum()
+    fit(TimeMLP(2, width=4, depth=1), loss_fn, 4, lr=1.0, seed=0, schedule="cosine", progress=False)
+    assert seen == pytest.approx([0.5 * (1 + math.cos(math.pi * k / 4)) for k in range(4)])

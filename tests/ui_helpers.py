@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -37,8 +36,9 @@ def unavailable() -> str | None:
         return f"UI tier skipped: {CHROMIUM} not found (apt-get install chromium)"
     try:
         import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "UI tier skipped: playwright not installed (pip install -e '.[ui]')"
+        import voila  # noqa: F401
+    except ImportError as e:
+        return f"UI tier skipped: {e.name} not installed (pip install -e '.[ui]')"
     return None
 
 
@@ -50,9 +50,12 @@ def free_port() -> int:
 
 def to_ipynb(src: Path, dest_dir: Path) -> Path:
     """Convert a jupytext percent ``.py`` notebook to ``dest_dir/<stem>.ipynb`` (kernel python3)."""
+    import jupytext  # in-process: a `jupytext` subprocess costs seconds on a busy machine
+
     dest = dest_dir / (src.stem + ".ipynb")
-    subprocess.run([sys.executable, "-m", "jupytext", "--quiet", "--set-kernel", "python3",
-                    "--to", "ipynb", "-o", str(dest), str(src)], check=True, timeout=120)
+    nb = jupytext.read(src)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    jupytext.write(nb, dest, fmt="ipynb")
     return dest
 
 
@@ -143,12 +146,14 @@ def _kill_group(proc: subprocess.Popen) -> None:
             continue
 
 
-def delete_sessions(base: str) -> None:
-    """Shut down every kernel session of the Lab server (frees CPU and memory between notebooks)."""
+def delete_sessions(base: str, path: str | None = None) -> None:
+    """Shut down the kernel sessions of notebook ``path`` (all with None): frees CPU and memory."""
     try:
         with urllib.request.urlopen(f"{base}/api/sessions", timeout=10) as r:
             sessions = json.load(r)
         for s in sessions:
+            if path is not None and s.get("path") != path:
+                continue
             req = urllib.request.Request(f"{base}/api/sessions/{s['id']}", method="DELETE")
             urllib.request.urlopen(req, timeout=20).close()
     except (urllib.error.URLError, OSError):
@@ -161,8 +166,16 @@ def launch_browser(playwright):
 
 
 def screenshot(page, name: str) -> Path | None:
+    """Save the page to build/ui/<name>.png, scrolled to the first error output if there is one."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
+    try:
+        err = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'], "
+                           ".jupyter-widgets-error-widget")
+        if err.count():
+            err.first.scroll_into_view_if_needed(timeout=5_000)
+    except Exception:
+        pass
     try:
         page.screenshot(path=str(path), full_page=True, timeout=30_000)
         return path
@@ -170,12 +183,8 @@ def screenshot(page, name: str) -> Path | None:
         return None
 
 
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
 # ----------------------------------------------------------------------------------- page JS
-# Panels: the outermost output areas that hold at least one `lsb-*` control. Controls: the innermost
+# Panels: the outermost output areas that hold at least one `lsb-*` element. Controls: the innermost
 # elements carrying an `lsb-*` class that contain (or are) something a user can operate.
 _FIND_PANELS = r"""
 () => {
@@ -198,7 +207,8 @@ _FIND_PANELS = r"""
                             el.matches('.mod-disabled'));
   return top.map((o, i) => {
     o.setAttribute('data-lsb-panel', String(i));
-    const ctrls = lsbIn(o).filter(el => !lsbIn(el).length).map((el, j) => {
+    // lsb-* elements a user cannot operate (an info HTML, a figure box) stay part of the output
+    const ctrls = lsbIn(o).filter(el => !lsbIn(el).length && kindOf(el)).map((el, j) => {
       const id = `${i}-${j}`;
       el.setAttribute('data-lsb-control', id);
       return {id, cls: [...el.classList].filter(c => c.startsWith('lsb-')).join(' '),
@@ -237,11 +247,18 @@ _CONTROL_VALUE = r"""
 }
 """
 
+# A widget the front end cannot show: "Error displaying widget: model not found" (kernel/front-end
+# version skew) or an error widget ("Click to show javascript error.") for an unknown model class.
 _WIDGET_ERRORS = r"""
 () => {
   const t = document.body.innerText;
-  const bad = ['Error displaying widget', 'model not found', 'Failed to create view', 'Failed to load model class'];
-  return bad.filter(b => t.includes(b));
+  const bad = ['Error displaying widget', 'model not found', 'Failed to create view',
+               'Failed to load model class'].filter(b => t.includes(b));
+  document.querySelectorAll('.jupyter-widgets-error-widget').forEach(e => {
+    e.click();  // reveals the JavaScript error message
+    bad.push('error widget: ' + e.innerText.replace(/\s+/g, ' ').slice(0, 300));
+  });
+  return bad;
 }
 """
 
@@ -282,10 +299,15 @@ def move_control(page, ctrl: dict) -> bool:
         track = loc.locator(".noUi-target").first
         box = track.bounding_box(timeout=10_000)
         handle = loc.locator(".noUi-handle").first.bounding_box(timeout=10_000)
-        hx = handle["x"] + handle["width"] / 2
-        # tap the track far from the handle (about a quarter of the range away, inside the range)
-        frac = 0.3 if hx > box["x"] + box["width"] / 2 else 0.7
-        page.mouse.click(box["x"] + frac * box["width"], box["y"] + box["height"] / 2)
+        # tap the track 15 % of its length away from the handle (a small move: a cheap callback)
+        if box["height"] > 2 * box["width"]:  # vertical slider
+            f = (handle["y"] + handle["height"] / 2 - box["y"]) / box["height"]
+            f = f + 0.15 if f < 0.8 else f - 0.15
+            page.mouse.click(box["x"] + box["width"] / 2, box["y"] + f * box["height"])
+        else:
+            f = (handle["x"] + handle["width"] / 2 - box["x"]) / box["width"]
+            f = f + 0.15 if f < 0.8 else f - 0.15
+            page.mouse.click(box["x"] + f * box["width"], box["y"] + box["height"] / 2)
         if control_value(page, ctrl["id"]) == before:  # fall back to the keyboard
             loc.locator(".noUi-handle").first.focus()
             page.keyboard.press("PageUp")
@@ -364,9 +386,13 @@ _CELL_ERRORS = r"""
 """
 
 
-def lab_open(page, base: str, name: str, timeout: float = 90) -> None:
-    """Open ``name`` in JupyterLab and wait for a connected, idle kernel (accepting a kernel dialog)."""
-    page.goto(f"{base}/lab/tree/{name}", timeout=timeout * 1000, wait_until="domcontentloaded")
+def lab_open(page, base: str, name: str, workspace: str = "lsb", timeout: float = 90) -> None:
+    """Open ``name`` in JupyterLab and wait for a connected, idle kernel (accepting a kernel dialog).
+
+    Each page gets its own workspace so that pages open at the same time do not share a layout.
+    """
+    page.goto(f"{base}/lab/workspaces/{workspace}/tree/{name}", timeout=timeout * 1000,
+              wait_until="domcontentloaded")
     deadline = time.monotonic() + timeout
     while not page.evaluate(_KERNEL_READY):
         dialog = page.locator(".jp-Dialog .jp-mod-accept")
@@ -387,6 +413,8 @@ def lab_run_all(page, name: str, timeout: float = RUN_ALL_TIMEOUT) -> dict:
     while time.monotonic() < deadline:
         page.wait_for_timeout(500)
         state = page.evaluate(_RUN_STATE)
+        if state["kernel"] in ("dead", "none"):
+            raise RuntimeError(f"{name}: the kernel died during run-all (state {state})")
         if (not state["running"] and state["kernel"] == "idle"
                 and (state["done"] == state["total"] or state["errors"])):
             page.wait_for_timeout(500)  # let the widget views attach

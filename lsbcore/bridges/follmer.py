@@ -130,9 +130,8 @@ class FollmerMC(Bridge):
 
     def drift(self, x, t):
         key = str(x.device)
-        if key not in self._gens:
-            self._gens[key] = generator(self._seed if not isinstance(self._seed, torch.Generator)
-                                        else self._seed, x.device)
+        if key not in self._gens:   # one generator per device, created on first use
+            self._gens[key] = generator(self._seed, x.device)
         return follmer_mc_drift(x, t, self.log_density, self.sigma, n_mc=self.n_mc, form=self.form,
                                 seed=self._gens[key], t_gap=self.t_gap)
 

@@ -21,6 +21,7 @@ Notebook 02 §"Bridge matching" and §"Iterative Markovian fitting".
 """
 from __future__ import annotations
 
+import copy
 from typing import Callable, Optional, Union
 
 import torch
@@ -32,7 +33,7 @@ from ..utils import Seed, check_int, check_points, check_positive, check_same_de
 from .base import Bridge
 
 __all__ = ["brownian_bridge", "bridge_target", "matching_loss", "couple", "COUPLINGS",
-           "MatchedBridge", "fit_bridge", "imf"]
+           "MatchedBridge", "EndpointDrift", "fit_bridge", "imf", "simulate"]
 
 COUPLINGS = ("independent", "sinkhorn", "ot")
 DIRECTIONS = ("forward", "backward")
@@ -168,6 +169,56 @@ class MatchedBridge(Bridge):
                 f"backward={self.backward_net is not None})")
 
 
+def simulate(bridge: Bridge, x0: torch.Tensor, *, steps: int = 100, seed: Seed = 0,
+             denoise_last: bool = True) -> torch.Tensor:
+    """Forward Euler–Maruyama from ``x0`` to t = 1, with a noise-free last step by default.
+
+    The drift of a matched bridge is ``b(x, t) = E[(X1 − x)/(1 − t) | X_t = x]``, so one Euler step
+    of size h = 1 − t from t = 1 − h lands on ``x + h b = E[X1 | X_{1−h} = x]``: the posterior mean
+    of the end point. Adding σ√h noise after it (plain Euler–Maruyama) only blurs the samples by
+    σ√h, so ``denoise_last=True`` skips it. Uses :func:`lsbcore.sde.sample` for the first
+    ``steps − 1`` steps. Notebook 02 §"SDE vs ODE sampling".
+    """
+    from ..sde import sample as sde_sample
+
+    steps = check_int(steps, "steps", minimum=1)
+    if not denoise_last:
+        return sde_sample(bridge, x0, steps=steps, seed=seed).x
+    h = 1.0 / steps
+    x = x0 if steps == 1 else sde_sample(bridge, x0, steps=steps - 1, t1=1.0 - h, seed=seed).x
+    x = check_points(x, "x0")
+    return x + h * bridge.drift(x, torch.full((x.shape[0], 1), 1.0 - h, dtype=x.dtype, device=x.device))
+
+
+class EndpointDrift(nn.Module):
+    """A drift parametrised by an end-point predictor: ``b(x, t) = (D(x, t) − x)/(1 − t)``.
+
+    ``D`` estimates E[X1 | X_t = x] (forward) — or E[X0 | X_t = x] with ``b̂ = (D − x)/t``
+    (backward) — a bounded target, whereas the drift grows like 1/(1 − t) near the end point.
+    With the weight (1 − t)² (resp. t²) the shared ``matching_loss`` on the drift target becomes
+    ‖D − X1‖², a regression with bounded noise. ``gap`` clamps the divisor away from 0.
+    Notebook 02 §"Bridge matching".
+    """
+
+    def __init__(self, net: nn.Module, direction: str = "forward", gap: float = 1e-4):
+        super().__init__()
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        self.net, self.direction, self.gap = net, direction, check_positive(gap, "gap")
+        self.dim = getattr(net, "dim", None)
+
+    def remaining(self, t: torch.Tensor) -> torch.Tensor:
+        """1 − t (forward) or t (backward): the time left to the end point, clamped at ``gap``."""
+        return ((1 - t) if self.direction == "forward" else t).clamp(min=self.gap)
+
+    def forward(self, x, t):
+        if not isinstance(t, torch.Tensor):
+            t = torch.full((x.shape[0], 1), float(t), dtype=x.dtype, device=x.device)
+        elif t.ndim < 2:
+            t = t.reshape(-1, 1)
+        return (self.net(x, t) - x) / self.remaining(t)
+
+
 def _as_source(source, name: str) -> Callable:
     """A sampler ``(n, generator) → (n, d)`` from a tensor of points (rows drawn with replacement)
     or from anything with ``.sample(n, seed=...)`` (a lsbcore marginal) or a callable ``f(n, gen)``."""
@@ -185,15 +236,21 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
                direction: str = "forward", net: Optional[nn.Module] = None, steps: int = 2000,
                batch_size: int = 256, lr: float = 1e-3, t_eps: float = 1e-2, seed: int = 0,
                ema: float = 0.999, progress: bool = True, checkpoint=None, pair_fn: Optional[Callable] = None,
-               sinkhorn_kwargs: Optional[dict] = None, **fit_kwargs) -> MatchedBridge:
+               sinkhorn_kwargs: Optional[dict] = None, parametrization: str = "drift",
+               **fit_kwargs) -> MatchedBridge:
     """Bridge matching: fit one direction's drift on minibatches coupled by ``coupling``.
 
     Each step draws ``batch_size`` points from each source, pairs them (``couple``), samples
     ``t`` and the Brownian bridge ``X_t``, and takes an Adam step on :func:`matching_loss`.
     Sources are point tensors, marginals or callables ``(n, gen) → points``; ``pair_fn(n, gen) →
     (x0, x1)`` replaces the two sources and the coupling (IMF uses it to feed simulated pairs).
-    ``net`` defaults to ``TimeMLP(dim)``. Returns a :class:`MatchedBridge` using the EMA weights.
-    Notebook 02 §"Bridge matching".
+    ``net`` defaults to ``TimeMLP(dim)`` (pass your own to train on another device; it is trained in
+    place). The Sinkhorn coupling runs with ``tol=1e-3, max_iter=500`` unless ``sinkhorn_kwargs``
+    says otherwise (a minibatch plan need not be more exact than the minibatch itself); other
+    keyword arguments go to :func:`lsbcore.train.fit` (e.g. ``checkpoint_every``, ``grad_clip``).
+    ``parametrization="endpoint"`` wraps the net in :class:`EndpointDrift` and weights the loss by
+    (1 − t)² (forward) / t² (backward): the same minimiser, a better-conditioned regression.
+    Returns a :class:`MatchedBridge` using the EMA weights. Notebook 02 §"Bridge matching".
     """
     sigma = check_positive(sigma, "sigma", allow_zero=True)
     if direction not in DIRECTIONS:
@@ -213,16 +270,22 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
             x0, x1 = s0(n, g), s1(n, g)
             return couple(x0, x1, coupling, sigma=sigma, seed=g, **(sk if coupling == "sinkhorn" else {}))
 
+    if parametrization not in ("drift", "endpoint"):
+        raise ValueError(f"parametrization must be 'drift' or 'endpoint', got {parametrization!r}")
     if net is None:
         probe = pair_fn(2, generator(seed))[0]
         net = TimeMLP(probe.shape[1], seed=seed)
+    if parametrization == "endpoint" and not isinstance(net, EndpointDrift):
+        net = EndpointDrift(net, direction)
+    endpoint = isinstance(net, EndpointDrift)
 
     def loss_fn(model, step, g):
         x0, x1 = pair_fn(batch_size, g)
         t = sample_times(batch_size, direction, t_eps, x0, g)
         z = torch.randn(x0.shape, generator=g, device=x0.device, dtype=x0.dtype)
         x_t = (1 - t) * x0 + t * x1 + sigma * torch.sqrt(t * (1 - t)) * z
-        return matching_loss(model, x_t, t, bridge_target(x0, x1, x_t, t, direction))
+        weight = model.remaining(t) ** 2 if endpoint else None
+        return matching_loss(model, x_t, t, bridge_target(x0, x1, x_t, t, direction), weight)
 
     hist = fit(net, loss_fn, steps, lr=lr, seed=seed, ema=ema, progress=progress, checkpoint=checkpoint,
                desc=f"bridge matching ({direction})", **fit_kwargs)
@@ -235,8 +298,8 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
 
 def imf(source0: Source, source1: Source, sigma: float, *, iterations: int = 4, steps: int = 1000,
         batch_size: int = 256, pool: int = 2048, sample_steps: int = 50, coupling: str = "independent",
-        lr: float = 1e-3, t_eps: float = 1e-2, seed: int = 0, ema: float = 0.999, progress: bool = True,
-        sinkhorn_kwargs: Optional[dict] = None) -> MatchedBridge:
+        net: Optional[nn.Module] = None, lr: float = 1e-3, t_eps: float = 1e-2, seed: int = 0,
+        ema: float = 0.999, progress: bool = True, sinkhorn_kwargs: Optional[dict] = None) -> MatchedBridge:
     """Iterative Markovian fitting (DSBM, Shi et al. 2023): alternate backward and forward refits.
 
     Iteration 0 fits the forward drift by bridge matching on ``coupling``. Then, alternately:
@@ -245,8 +308,10 @@ def imf(source0: Source, source1: Source, sigma: float, *, iterations: int = 4, 
     forward drift. Each refit is a Markovian projection of a bridge mixture, each new coupling a
     reciprocal projection; the fixed point is the Schrödinger bridge. ``iterations`` counts the
     refits after the first fit; each refit warm-starts from the previous net of its direction.
+    ``net`` (default ``TimeMLP(dim)``) is the untrained template both directions start from.
     Simulation uses lsbcore.sde's Euler–Maruyama with ``sample_steps`` steps over [0, 1] (the drift
-    is never evaluated at the singular end point: the last forward step uses t = 1 − h). Notebook 02 §"Iterative Markovian fitting".
+    is never evaluated at the singular end point: the last forward step uses t = 1 − h).
+    Notebook 02 §"Iterative Markovian fitting".
     """
     from ..sde import sample as sde_sample
 
@@ -254,7 +319,10 @@ def imf(source0: Source, source1: Source, sigma: float, *, iterations: int = 4, 
     pool = check_int(pool, "pool", minimum=2)
     s0, s1 = _as_source(source0, "source0"), _as_source(source1, "source1")
     common = dict(batch_size=batch_size, lr=lr, t_eps=t_eps, ema=ema, progress=progress)
-    bridge = fit_bridge(s0, s1, sigma, coupling=coupling, steps=steps, seed=seed,
+    if net is None:
+        net = TimeMLP(s0(2, generator(seed)).shape[1], seed=seed)
+    template = copy.deepcopy(net)
+    bridge = fit_bridge(s0, s1, sigma, coupling=coupling, net=net, steps=steps, seed=seed,
                         sinkhorn_kwargs=sinkhorn_kwargs, **common)
     histories = {"forward_0": bridge.history["forward"]}
     fwd_net, bwd_net = bridge.forward_net, None
@@ -276,8 +344,8 @@ def imf(source0: Source, source1: Source, sigma: float, *, iterations: int = 4, 
             return pairs[0][idx], pairs[1][idx]
 
         warm = bwd_net if direction == "backward" else fwd_net
-        net = _clone_or_new(warm, x0.shape[1], seed + k)
-        new = fit_bridge(None, None, sigma, direction=direction, net=net, steps=steps, seed=seed + k,
+        start = copy.deepcopy(warm if warm is not None else template).train().requires_grad_(True)
+        new = fit_bridge(None, None, sigma, direction=direction, net=start, steps=steps, seed=seed + k,
                          pair_fn=pair_fn, **common)
         histories[f"{direction}_{k}"] = new.history[direction]
         if direction == "backward":
@@ -287,14 +355,6 @@ def imf(source0: Source, source1: Source, sigma: float, *, iterations: int = 4, 
     out = MatchedBridge(fwd_net, sigma, bwd_net, dim=bridge.dim)
     out.history = histories
     return out
-
-
-def _clone_or_new(net, dim, seed):
-    import copy
-
-    if net is None:
-        return TimeMLP(dim, seed=seed)
-    return copy.deepcopy(net).train().requires_grad_(True)
 
 
 def _check_pairs(x0, x1, t):

@@ -109,17 +109,30 @@ def linear_sde_moments(M, b, g, m0, S0, t) -> LinearMoments:
     """
     d = M.shape[-1]
     t = torch.as_tensor(t, dtype=M.dtype, device=M.device).reshape(-1)
-    n = t.shape[0]
     aug = torch.cat([torch.cat([M, b.reshape(d, 1)], 1), torch.zeros(1, d + 1, dtype=M.dtype, device=M.device)], 0)
-    E = torch.linalg.matrix_exp(t[:, None, None] * aug)
-    Phi, h = E[:, :d, :d], E[:, :d, d]
     eye = torch.eye(d, dtype=M.dtype, device=M.device)
     vl = torch.cat([torch.cat([-M, g**2 * eye], 1), torch.cat([torch.zeros_like(M), M.T], 1)], 0)
-    F = torch.linalg.matrix_exp(t[:, None, None] * vl)
+    E, F = _expm(t, aug), _expm(t, vl)
+    Phi, h = E[:, :d, :d], E[:, :d, d]
     Q = _sym(F[:, d:, d:].transpose(1, 2) @ F[:, :d, d:])
     mean = Phi @ m0 + h
     cov = _sym(Phi @ S0 @ Phi.transpose(1, 2)) + Q
     return LinearMoments(mean, cov, Phi, h, Q)
+
+
+def _expm(t: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """exp(t_i X) for each t_i, shape (n, k, k). A single time takes the unbatched path: batched
+    CPU linear algebra on a batch of one can cost milliseconds of thread start-up on a busy machine."""
+    if t.shape[0] == 1:
+        return torch.linalg.matrix_exp(t[0] * X)[None]
+    return torch.linalg.matrix_exp(t[:, None, None] * X)
+
+
+def cholesky(S: torch.Tensor) -> torch.Tensor:
+    """Cholesky factor of an SPD matrix or batch (n, d, d); a batch of one takes the unbatched path."""
+    if S.ndim == 3 and S.shape[0] == 1:
+        return torch.linalg.cholesky(S[0])[None]
+    return torch.linalg.cholesky(S)
 
 
 def gaussian_kl(m1, S1, m2, S2) -> torch.Tensor:
@@ -385,24 +398,28 @@ def empirical_prior_loss(encoder: LinearEncoder, data, *, T: float = 1.0, prior_
     gen = generator(seed, data.device)
     x = data.to(_DT)
     mom = encoder.transition(torch.tensor([T], dtype=_DT, device=data.device))
-    Phi, h, L = mom.Phi[0], mom.shift[0], torch.linalg.cholesky(mom.noise_cov[0])
+    Phi, h, L = mom.Phi[0], mom.shift[0], torch.linalg.cholesky(mom.noise_cov[0])  # unbatched: fast
     centres = x @ Phi.T + h
     idx = torch.randint(0, x.shape[0], (n_mc,), generator=gen, device=data.device)
     xi = torch.randn(n_mc, encoder.dim, generator=gen, device=data.device, dtype=_DT)
     y = centres[idx] + xi @ L.T
-    r = torch.linalg.solve_triangular(L, (y[:, None, :] - centres[None]).unsqueeze(-1), upper=False)[..., 0]
+    Linv = torch.linalg.inv(L)
+    r = y @ Linv.T                                   # whitened samples and centres: ‖L⁻¹(y − c)‖²
+    rc = centres @ Linv.T
+    sq = (r**2).sum(-1, keepdim=True) - 2 * r @ rc.T + (rc**2).sum(-1)
     logdet = 2 * torch.log(torch.diagonal(L)).sum()
-    log_comp = -0.5 * (r**2).sum(-1) - 0.5 * logdet - 0.5 * encoder.dim * _LOG2PI
+    log_comp = -0.5 * sq - 0.5 * logdet - 0.5 * encoder.dim * _LOG2PI
     log_q = torch.logsumexp(log_comp, dim=1) - math.log(x.shape[0])
     log_prior = -0.5 * (y**2).sum(-1) / prior_var - 0.5 * encoder.dim * math.log(2 * math.pi * prior_var)
     return (log_q - log_prior).mean()
 
 
 def decoder_dsm_loss(score_net: nn.Module, encoder: LinearEncoder, x0, *, t_min: float = 1e-3,
-                     T: float = 1.0, seed: Seed = 0) -> torch.Tensor:
+                     T: float = 1.0, n_grid: int = 256, seed: Seed = 0) -> torch.Tensor:
     """Denoising score matching for the decoder, in noise-prediction form.
 
-    X_t = Φ_t X_0 + h_t + L_t ξ (exact, the encoder is linear); the network ε_θ(X_t, t) predicts ξ and
+    X_t = Φ_t X_0 + h_t + L_t ξ (exact, the encoder is linear) with t uniform on a grid of ``n_grid``
+    times in [t_min, T] (one batched transition per step instead of one per sample); the network ε_θ(X_t, t) predicts ξ and
     the decoder score is s_θ = −L_t^{−T} ε_θ. The loss E‖ε_θ − ξ‖² has the same minimiser as drift
     matching (it weights the times differently). The encoder is held fixed (no gradient reaches K, k).
     Notebook 05 §"Training schedules".
@@ -410,12 +427,15 @@ def decoder_dsm_loss(score_net: nn.Module, encoder: LinearEncoder, x0, *, t_min:
     x0 = check_points(x0, "x0", dim=encoder.dim)
     gen = generator(seed, x0.device)
     n = x0.shape[0]
-    t = t_min + (T - t_min) * torch.rand(n, generator=gen, device=x0.device, dtype=_DT)
+    n_grid = check_int(n_grid, "n_grid", minimum=2)
+    grid = torch.linspace(t_min, T, n_grid, dtype=_DT, device=x0.device)
     with torch.no_grad():
-        mom = encoder.transition(t)
-        L = torch.linalg.cholesky(mom.noise_cov)
+        mom = encoder.transition(grid)
+        Lg = torch.linalg.cholesky(mom.noise_cov)
+    idx = torch.randint(0, n_grid, (n,), generator=gen, device=x0.device)
+    t, L = grid[idx], Lg[idx]
     xi = torch.randn(n, encoder.dim, generator=gen, device=x0.device, dtype=_DT)
-    xt = (mom.Phi @ x0.to(_DT)[..., None])[..., 0] + mom.shift + (L @ xi[..., None])[..., 0]
+    xt = (mom.Phi[idx] @ x0.to(_DT)[..., None])[..., 0] + mom.shift[idx] + (L @ xi[..., None])[..., 0]
     eps = score_net(xt.to(x0.dtype), (t / T).to(x0.dtype)[:, None])
     return ((eps - xi.to(x0.dtype)) ** 2).sum(-1).mean()
 
@@ -450,7 +470,7 @@ class SBVAEBridge(Bridge):
     def score(self, x, t):
         """s_θ(x, t) = −L_t^{−T} ε_θ(x, t)."""
         tt, single = _single_time(t, x)
-        L = torch.linalg.cholesky(self.encoder.transition(tt).noise_cov).to(x.dtype)
+        L = cholesky(self.encoder.transition(tt).noise_cov).to(x.dtype)
         tcol = t if isinstance(t, torch.Tensor) else torch.full((x.shape[0], 1), float(t), dtype=x.dtype, device=x.device)
         eps = self.net(x, tcol)
         if single:
@@ -501,6 +521,7 @@ def train_sbvae(data, *, schedule: str = "staged", decoder_steps: int = 2000, ma
       ``plateau_window`` steps improves by less than ``plateau_tol`` nats, or ``max_encoder_steps``),
       then it is frozen and the decoder trains for ``decoder_steps`` steps.
 
+    Each prior-loss step uses the empirical mixture of a random batch of ``batch`` data points.
     Compute spent is reported as step counts and wall time. Notebook 05 §"Training schedules".
     """
     from ..nets import TimeMLP
@@ -523,7 +544,8 @@ def train_sbvae(data, *, schedule: str = "staged", decoder_steps: int = 2000, ma
     tic = time.perf_counter()
 
     def encoder_step():
-        loss = empirical_prior_loss(encoder, data, prior_var=prior_var, n_mc=n_mc, seed=gen)
+        idx = torch.randint(0, data.shape[0], (batch,), generator=gen, device=data.device)
+        loss = empirical_prior_loss(encoder, data[idx], prior_var=prior_var, n_mc=n_mc, seed=gen)
         opt_e.zero_grad(set_to_none=True)
         loss.backward()
         opt_e.step()

@@ -123,27 +123,69 @@ def monge_map(S0, S1) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------- the bridge
+def _brownian_plan(S0: torch.Tensor, S1: torch.Tensor, s2: float):
+    """(D, C) of the Brownian-reference bridge with diffusion variance s2 (theory.md §2)."""
+    eye = torch.eye(S0.shape[0], dtype=S0.dtype, device=S0.device)
+    r0 = sqrtm_spd(S0)
+    D = sqrtm_spd(4 * r0 @ S1 @ r0 + s2**2 * eye)
+    return D, 0.5 * (r0 @ D @ torch.linalg.inv(r0) - s2 * eye)
+
+
 class GaussianBridge(Bridge):
     """The Schrödinger bridge from N(m0, S0) to N(m1, S1) with reference σW, in closed form.
 
     ``m0``, ``m1``: floats or vectors (d,); ``S0``, ``S1``: a float (isotropic variance), a vector
     (diagonal) or an SPD matrix (d, d); ``sigma`` > 0 (entropic OT with ε = 2σ²). Notebook 01
     §"Gaussian closed form" derives every formula and checks it against Sinkhorn and the grid solver.
+
+    ``c`` ≠ 0 switches the reference to the Ornstein–Uhlenbeck process dY = cY dt + σ dW
+    (Bunne et al. 2023): its transition is Y_1 | Y_0 = x ~ N(τx, ξ) with τ = e^c,
+    ξ = σ²(e^{2c} − 1)/(2c), so the static problem is the Brownian one between N(τm0, τ²S0) and
+    N(m1, S1) with variance ξ (C = C'/τ); given its ends the path is an OU bridge. The drifts are
+    the conditional expectations of the OU-bridge drifts, evaluated in the form that is regular at t
+    (forward for t ≤ ½, backward and Nelson's relation for t > ½). ``entropic_cost`` is Brownian-only.
     """
 
-    def __init__(self, m0, S0, m1, S1, sigma):
+    def __init__(self, m0, S0, m1, S1, sigma, *, c: float = 0.0):
         self.sigma = check_positive(sigma, "sigma")
+        if isinstance(c, bool) or not isinstance(c, (int, float)):
+            raise TypeError(f"c must be a real number (the OU rate of the reference), got {type(c).__name__}")
+        if not math.isfinite(c):
+            raise ValueError(f"c must be finite, got {c}")
+        self.c = float(c)
         dev = next((v.device for v in (m0, S0, m1, S1) if isinstance(v, torch.Tensor)), torch.device("cpu"))
         d = _infer_dim(m0=m0, m1=m1, S0=S0, S1=S1)
         self.dim = d
         self.m0, self.m1 = _as_vector(m0, "m0", d, dev), _as_vector(m1, "m1", d, dev)
         self.S0, self.S1 = _as_matrix(S0, "S0", d, dev), _as_matrix(S1, "S1", d, dev)
-        s2 = self.sigma**2
-        eye = torch.eye(d, dtype=_DT, device=dev)
-        r0 = sqrtm_spd(self.S0)
-        self.D = sqrtm_spd(4 * r0 @ self.S1 @ r0 + s2**2 * eye)
+        if self.c == 0.0:
+            self.D, C = _brownian_plan(self.S0, self.S1, self.sigma**2)
+        else:
+            tau = math.exp(self.c)
+            self.D, C = _brownian_plan(tau**2 * self.S0, self.S1, self._xi(1.0))
+            C = C / tau
         #: Cov(X0, X1) under the optimal static plan π* (not symmetric in general)
-        self.cross_cov = 0.5 * (r0 @ self.D @ torch.linalg.inv(r0) - s2 * eye)
+        self.cross_cov = C
+
+    def _xi(self, s):
+        """Variance σ²(e^{2cs} − 1)/(2c) of the reference transition over a time s (σ²s when c = 0)."""
+        if self.c == 0.0:
+            return self.sigma**2 * s
+        if isinstance(s, torch.Tensor):
+            return self.sigma**2 * torch.expm1(2 * self.c * s) / (2 * self.c)
+        return self.sigma**2 * math.expm1(2 * self.c * s) / (2 * self.c)
+
+    def _pin(self, h, L):
+        """Reference bridge over a time L pinned at x and y: X_h = A x + B y + √ν Z; returns (A, B, ν)."""
+        if self.c == 0.0:
+            r = h / L
+            return 1 - r, r, self.sigma**2 * h * (1 - r)
+        c = self.c
+        ex = torch.exp if isinstance(h, torch.Tensor) else math.exp
+        em = torch.expm1 if isinstance(h, torch.Tensor) else math.expm1
+        r = em(-2 * c * h) / math.expm1(-2 * c * L)  # κ_h / κ_L with κ_s = σ²(1 − e^{−2cs})/(2c)
+        kappa = -self.sigma**2 * em(-2 * c * h) / (2 * c)
+        return ex(c * h) * (1 - r), ex(c * (h - L)) * r, ex(2 * c * h) * kappa * (1 - r)
 
     # ---------------------------------------------------------------- static plan
     def joint_cov(self) -> torch.Tensor:
@@ -163,7 +205,9 @@ class GaussianBridge(Bridge):
 
     def entropic_cost(self) -> float:
         """OT_ε(ρ0, ρ1) = min_π E‖X0−X1‖² + ε KL(π ‖ ρ0⊗ρ1), ε = 2σ², in closed form (Janati et al. 2020):
-        ‖m0−m1‖² + tr S0 + tr S1 − tr D + dσ²(1 − log 2σ²) + σ² log det(D + σ² I)."""
+        ‖m0−m1‖² + tr S0 + tr S1 − tr D + dσ²(1 − log 2σ²) + σ² log det(D + σ² I). Brownian reference only."""
+        if self.c != 0.0:
+            raise NotImplementedError("entropic_cost is the Brownian-reference (c = 0) closed form")
         s2, d = self.sigma**2, self.dim
         eye = torch.eye(d, dtype=_DT, device=self.D.device)
         return float(((self.m0 - self.m1) ** 2).sum() + torch.trace(self.S0) + torch.trace(self.S1)
@@ -183,16 +227,35 @@ class GaussianBridge(Bridge):
 
     # ---------------------------------------------------------------- marginals
     def _coeffs(self, t: torch.Tensor):
-        """μ_t (B, d), Σ_t (B, d, d), M_t (B, d, d) for times t of shape (B, 1), in t's dtype/device."""
+        """μ_t (B, d), Σ_t (B, d, d) and the forward drift b = (x − μ_t) Fᵀ + f0 as (Fᵀ, f0), for times
+        t of shape (B, 1), in t's dtype/device."""
         dt, dev = t.dtype, t.device
         m0, m1, S0, S1, C = (a.to(device=dev, dtype=dt) for a in (self.m0, self.m1, self.S0, self.S1, self.cross_cov))
         eye = torch.eye(self.dim, dtype=dt, device=dev)
         s2 = self.sigma**2
-        tt = t[:, :, None]
-        mu = (1 - t) * m0 + t * m1
-        cov = (1 - tt) ** 2 * S0 + tt**2 * S1 + tt * (1 - tt) * (C + C.T + s2 * eye)
-        M = tt * S1 - (1 - tt) * S0 + (1 - tt) * C.T - tt * C - s2 * tt * eye
-        return mu, cov, M
+        A, B, nu = self._pin(t, 1.0)
+        mu = A * m0 + B * m1
+        A, B, nu, tt = A[:, :, None], B[:, :, None], nu[:, :, None], t[:, :, None]
+        cov = A**2 * S0 + B**2 * S1 + A * B * (C + C.T) + nu * eye
+        if self.c == 0.0:
+            M = tt * S1 - (1 - tt) * S0 + (1 - tt) * C.T - tt * C - s2 * tt * eye
+            return mu, cov, torch.linalg.solve(cov, M.transpose(-1, -2)), (m1 - m0).expand_as(mu)
+        c = self.c
+        # forward form (regular for t < 1): b = c x + σ² e^{c(1−t)} (E[X1 | x] − e^{c(1−t)} x) / ξ_{1−t}
+        e1 = torch.exp(c * (1 - t))
+        k = s2 * e1 / self._xi(torch.clamp(1 - t, min=1e-12))
+        G = A * C.T + B * S1                                     # Cov(X1, X_t)
+        Ff = c * eye + k[:, :, None] * (torch.linalg.solve(cov, G.transpose(-1, -2)) - e1[:, :, None] * eye)
+        ff = c * mu + k * (m1 - e1 * mu)
+        # backward form (regular for t > 0): b̂ = −c x − σ² (x − e^{ct} E[X0 | x]) / ξ_t, then b = σ²∇log ρ − b̂
+        e0 = torch.exp(c * t)
+        kb = s2 / self._xi(torch.clamp(t, min=1e-12))
+        H = A * S0 + B * C                                       # Cov(X0, X_t)
+        Fb = -c * eye - kb[:, :, None] * (eye - e0[:, :, None] * torch.linalg.solve(cov, H.transpose(-1, -2)))
+        fb = -c * mu - kb * (mu - e0 * m0)
+        Fb_fwd = -s2 * torch.linalg.inv(cov) - Fb
+        first = (t <= 0.5)
+        return mu, cov, torch.where(first[:, :, None], Ff, Fb_fwd), torch.where(first, ff, -fb)
 
     def mean(self, t):
         """μ_t = (1−t) m0 + t m1: (d,) for a float t, (B, d) for a tensor t of shape (B,) or (B, 1)."""
@@ -217,32 +280,31 @@ class GaussianBridge(Bridge):
     def _prepare(self, x, t):
         x = _check_x(x, self.dim)
         t = _check_t(t, x)
-        mu, cov, M = self._coeffs(t)
-        return x - mu, cov, M
+        mu, cov, Ft, f0 = self._coeffs(t)
+        return x - mu, cov, Ft, f0
 
     def drift(self, x, t):
-        """Forward drift b(x, t) = M_t Σ_t^{-1}(x − μ_t) + (m1 − m0) of dX = b dt + σ dW (Notebook 01)."""
-        xc, cov, M = self._prepare(x, t)
-        # rows: (x−μ)ᵀ Σ^{-1} Mᵀ, and Σ^{-1} Mᵀ = solve(Σ, Mᵀ)
-        A = torch.linalg.solve(cov, M.transpose(-1, -2))
-        return torch.einsum("bi,bij->bj", xc, A.expand(xc.shape[0], -1, -1)) + (self.m1 - self.m0).to(xc)
+        """Forward drift of dX = b dt + σ dW. Brownian reference: b(x, t) = M_t Σ_t^{-1}(x − μ_t) + (m1 − m0)
+        (Notebook 01 §"Gaussian closed form")."""
+        xc, _, Ft, f0 = self._prepare(x, t)
+        return torch.einsum("bi,bij->bj", xc, Ft.expand(xc.shape[0], -1, -1)) + f0
 
     def backward_drift(self, x, t):
         """Backward drift b̂ = σ²∇log ρ_t − b (the drift of the time-reversed process, Notebook 01)."""
-        xc, cov, M = self._prepare(x, t)
+        xc, cov, Ft, f0 = self._prepare(x, t)
         eye = torch.eye(self.dim, dtype=xc.dtype, device=xc.device)
-        A = torch.linalg.solve(cov, (M + self.sigma**2 * eye).transpose(-1, -2))
-        return -torch.einsum("bi,bij->bj", xc, A.expand(xc.shape[0], -1, -1)) - (self.m1 - self.m0).to(xc)
+        Bt = -self.sigma**2 * torch.linalg.solve(cov, eye.expand_as(cov)) - Ft
+        return torch.einsum("bi,bij->bj", xc, Bt.expand(xc.shape[0], -1, -1)) - f0
 
     def score(self, x, t):
         """∇log ρ_t(x) = −Σ_t^{-1}(x − μ_t)."""
-        xc, cov, _ = self._prepare(x, t)
+        xc, cov, _, _ = self._prepare(x, t)
         return -torch.linalg.solve(cov.expand(xc.shape[0], -1, -1), xc[..., None])[..., 0]
 
     def sample_path(self, n: int, n_steps: int = 100, seed: Seed = 0, *, dtype=None, device=None):
         """Exact bridge paths on the uniform time grid t_k = k / n_steps: a tensor (n_steps + 1, n, d).
 
-        (X0, X1) ~ π*, then the Brownian bridge from X0 to X1 is sampled step by step:
+        (X0, X1) ~ π*, then the reference bridge from X0 to X1 is sampled step by step; for σW,
         X_{t+h} | X_t, X1 ~ N(X_t + h (X1 − X_t)/(1−t), σ² h (1−t−h)/(1−t)). Notebook 01 §dynamics.
         """
         n, n_steps = check_int(n, "n"), check_int(n_steps, "n_steps")
@@ -252,15 +314,15 @@ class GaussianBridge(Bridge):
         h = 1.0 / n_steps
         out, x = [x0], x0
         for k in range(n_steps - 1):
-            t = k * h
-            var = self.sigma**2 * h * (1 - t - h) / (1 - t)
-            x = x + h * (x1 - x) / (1 - t) + math.sqrt(var) * torch.randn(x.shape, generator=g, device=dev, dtype=_DT)
+            A, B, var = self._pin(h, 1 - k * h)
+            x = A * x + B * x1 + math.sqrt(var) * torch.randn(x.shape, generator=g, device=dev, dtype=_DT)
             out.append(x)
         out.append(x1)
         return torch.stack(out).to(dtype or torch.get_default_dtype())
 
     def __repr__(self):
-        return f"GaussianBridge(dim={self.dim}, sigma={self.sigma})"
+        ref = f", c={self.c}" if self.c else ""
+        return f"GaussianBridge(dim={self.dim}, sigma={self.sigma}{ref})"
 
 
 # ------------------------------------------------------------------------------ shared checks

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -270,7 +270,7 @@ class GridBridge(Bridge):
     def log_density(self, t: float) -> torch.Tensor:
         """log ρ_t on the grid (grid.shape), normalised so that Σ ρ_t · cell_volume = 1.
 
-        ρ0 and ρ1 are the given marginals; in between ρ_t = φ_t φ̂_t. Notebook 01 §dynamics."""
+        ρ0 and ρ1 are the given marginals; in between ρ_t = φ_t φ̂_t. Notebook 01 §2.2 "The bridge in time"."""
         t = _float_time(t)
         if t <= 0:
             logp = self.log_a
@@ -285,7 +285,7 @@ class GridBridge(Bridge):
         return self.log_density(t).exp()
 
     def moments(self, t: float):
-        """Mean (d,) and covariance (d, d) of ρ_t by Riemann sums on the grid."""
+        """Mean (d,) and covariance (d, d) of ρ_t by Riemann sums on the grid (Notebook 01 §2.2)."""
         w = (self.log_density(t) + math.log(self.grid.cell_volume)).exp().reshape(-1)
         x = self.grid.points
         m = w @ x
@@ -293,7 +293,7 @@ class GridBridge(Bridge):
         return m, (xc * w[:, None]).T @ xc
 
     def marginal_errors(self):
-        """L1 errors (‖π 1 − a‖₁, ‖πᵀ 1 − b‖₁) of the current plan's two marginals."""
+        """L1 errors (‖π 1 − a‖₁, ‖πᵀ 1 − b‖₁) of the current plan's two marginals (Notebook 01 §2.3)."""
         logks = _log_kernels(self.grid, self.sigma**2)
         row = (self.f + _apply(self.g, logks)).exp()
         col = (self.g + _apply(self.f, logks)).exp()
@@ -301,7 +301,8 @@ class GridBridge(Bridge):
 
     # ------------------------------------------------------------ static plan
     def plan(self) -> torch.Tensor:
-        """The discrete plan π_ij = u_i K_ij v_j as an (N, N) matrix over grid.points (N ≤ 4096)."""
+        """The discrete plan π_ij = u_i K_ij v_j as an (N, N) matrix over grid.points (N ≤ 4096).
+        Notebook 01 §2.1 "three solvers"."""
         n = int(np.prod(self.grid.shape))
         if n > 4096:
             raise ValueError(f"the plan would be {n}×{n}; use cross_cov() or sample_plan() instead")
@@ -311,7 +312,7 @@ class GridBridge(Bridge):
 
     def cross_cov(self) -> torch.Tensor:
         """Cov(X0, X1) under the grid plan, without forming it: X1 − X0 | X0 = x has mean
-        Σ_j w_j (y_j − x), w ∝ K(x, y_j) v_j (one kernel contraction per axis)."""
+        Σ_j w_j (y_j − x), w ∝ K(x, y_j) v_j (one kernel contraction per axis). Notebook 01 §2.1."""
         logks = _log_kernels(self.grid, self.sigma**2)
         b0 = torch.stack([_mean_displacement(self.g, logks, self.grid, k) for k in range(self.dim)], -1)
         a = self.log_a.exp().reshape(-1)
@@ -322,7 +323,8 @@ class GridBridge(Bridge):
         return ((x - m0) * a[:, None]).T @ (x + b0 - m1)
 
     def entropic_cost(self) -> float:
-        """OT_ε = Σ π‖x−y‖² + ε KL(π ‖ a⊗b), ε = 2σ², by duality: ε (⟨a, f − log a⟩ + ⟨b, g − log b⟩)."""
+        """OT_ε = Σ π‖x−y‖² + ε KL(π ‖ a⊗b), ε = 2σ², by duality: ε (⟨a, f − log a⟩ + ⟨b, g − log b⟩).
+        Notebook 01 §2.1."""
         a, b = self.log_a.exp(), self.log_b.exp()
         fa = torch.where(a > 0, a * (self.f - self.log_a), torch.zeros_like(a)).sum()
         gb = torch.where(b > 0, b * (self.g - self.log_b), torch.zeros_like(b)).sum()
@@ -330,20 +332,20 @@ class GridBridge(Bridge):
 
     def sample_plan(self, n: int, seed: Seed = 0, *, jitter: bool = False):
         """n pairs (X0, X1) drawn from the grid plan (grid nodes; ``jitter`` adds a uniform offset
-        within the cell). Returns two (n, d) tensors in the grid's dtype."""
+        within the cell). Returns two (n, d) tensors in the grid's dtype. Notebook 01 §2.1."""
         n = check_int(n, "n")
         gen = generator(seed, self.grid.device)
         logks = _log_kernels(self.grid, self.sigma**2)
         i = torch.multinomial(self.log_a.exp().reshape(-1), n, replacement=True, generator=gen)
-        ii = torch.unravel_index(i, self.grid.shape)
+        ii = (i,) if self.dim == 1 else (i // self.grid.shape[1], i % self.grid.shape[1])
         if self.dim == 1:
             logits = logks[0][0][ii[0]] + self.g[None, :]
-            jj = (torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)[:, 0],)
+            jj = (_categorical(logits, gen),)
         else:
             # j0 from its conditional (axis 1 summed out), then j1 given j0
             h = _apply_axis(self.g, logks[1], 1)  # h[j0, i1]
-            j0 = torch.multinomial(torch.softmax(logks[0][0][ii[0]] + h[:, ii[1]].T, -1), 1, generator=gen)[:, 0]
-            j1 = torch.multinomial(torch.softmax(logks[1][0][ii[1]] + self.g[j0], -1), 1, generator=gen)[:, 0]
+            j0 = _categorical(logks[0][0][ii[0]] + h[:, ii[1]].T, gen)
+            j1 = _categorical(logks[1][0][ii[1]] + self.g[j0], gen)
             jj = (j0, j1)
         x0 = torch.stack([self.grid.axes[k][ii[k]] for k in range(self.dim)], 1)
         x1 = torch.stack([self.grid.axes[k][jj[k]] for k in range(self.dim)], 1)
@@ -369,11 +371,11 @@ class GridBridge(Bridge):
         return torch.nan_to_num(field, nan=0.0, posinf=0.0, neginf=0.0)  # zero-density nodes at t ∈ {0, 1}
 
     def drift_field(self, t: float) -> torch.Tensor:
-        """Forward drift σ² ∇log φ_t on the grid nodes, shape grid.shape + (d,)."""
+        """Forward drift σ² ∇log φ_t on the grid nodes, shape grid.shape + (d,) (Notebook 01 §2.6)."""
         return self._field("fwd", _float_time(t))
 
     def backward_drift_field(self, t: float) -> torch.Tensor:
-        """Backward drift σ² ∇log φ̂_t on the grid nodes, shape grid.shape + (d,)."""
+        """Backward drift σ² ∇log φ̂_t on the grid nodes, shape grid.shape + (d,) (Notebook 01 §2.6)."""
         return self._field("bwd", _float_time(t))
 
     def _field(self, kind: str, t: float) -> torch.Tensor:
@@ -442,6 +444,13 @@ def _float_time(t) -> float:
     if not (0.0 <= t <= 1.0):
         raise ValueError(f"t must lie in [0, 1], got {t}")
     return t
+
+
+def _categorical(logits: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One index per row of (n, K) logits, by inverting the cumulative distribution (vectorised)."""
+    cdf = torch.cumsum(torch.softmax(logits, -1), -1)
+    u = torch.rand(logits.shape[0], 1, generator=gen, dtype=cdf.dtype, device=cdf.device) * cdf[:, -1:]
+    return torch.searchsorted(cdf, u)[:, 0].clamp(max=logits.shape[1] - 1)
 
 
 def _interpolate(grid: Grid, fields: torch.Tensor, tidx: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -21,8 +21,10 @@ costs several passes per half-step, so the solver here uses the *stabilised* sca
 ``K̃_ij = exp((f_i + g_j − C_ij)/ε)`` and iterates small scalings ``û, v̂`` with two matrix-vector
 products per iteration; when a scaling grows past a threshold it is *absorbed* into ``f, g`` and
 ``K̃`` is rebuilt. For small ε it anneals ε geometrically from the cost's scale down to the target
-(ε-scaling), warm-starting each stage, and it accelerates the last stage by over-relaxation.
-The result is as stable as the log-domain iteration and about as fast per iteration as the plain one.
+(ε-scaling), warm-starting each stage, and it accelerates the last stage by over-relaxation
+(``u ← u^{1−ω} (1/K̃v)^ω`` with ω estimated from the observed convergence rate), which cuts the
+iterations at small ε by an order of magnitude. The result is as stable as the log-domain
+iteration and costs about as much per iteration as the plain one.
 """
 from __future__ import annotations
 
@@ -168,8 +170,9 @@ def sinkhorn(x0, x1, eps, a=None, b=None, *, normalize: bool = False, tol: float
         normalize: divide the cost by its maximum first (``eps`` is then relative to it).
         tol: stop when the L1 marginal error ``‖π1 − a‖₁ + ‖πᵀ1 − b‖₁ ≤ tol``.
         max_iter: budget of iterations (one iteration = both half-steps), over all stages.
-        eps_scaling: ``None`` anneals ε only when it is small (ε < 0.02 × max C); ``True``/``False``
-            force it on/off; a float q in (0, 1) sets the annealing factor (default 0.5).
+        eps_scaling: ``None`` anneals ε only when it is small (ε < 0.002 × max C); ``True``/``False``
+            force it on/off; a float q in (0, 1) sets the annealing factor (default 0.1): stages
+            ε = max C, q·max C, q²·max C, … down to ``eps``.
         overrelax: accelerate the final stage by over-relaxation with a safeguarded ω.
         check_every: compute the marginal error every this many iterations (no host sync between).
         on_fail: ``"warn"`` (warn with the error reached, ``converged=False``) or ``"raise"``
@@ -180,11 +183,11 @@ def sinkhorn(x0, x1, eps, a=None, b=None, *, normalize: bool = False, tol: float
         :class:`SinkhornResult` with potentials ``f``, ``g``, ``plan()``, ``errors``, ``n_iter``,
         ``converged`` and ``sample_pairs``.
     """
+    check_same_device(x0=x0, x1=x1, a=a, b=b)
     x0 = check_points(x0, "x0")
     x1 = check_points(x1, "x1")
     if x1.shape[1] != x0.shape[1]:
         raise ValueError(f"x1 must have dimension {x0.shape[1]} like x0, got {x1.shape[1]}")
-    check_same_device(x0=x0, x1=x1, a=a, b=b)
     C = squared_distances(x0, x1)
     res = sinkhorn_cost(C, eps, a, b, normalize=normalize, tol=tol, max_iter=max_iter,
                         eps_scaling=eps_scaling, overrelax=overrelax, check_every=check_every,
@@ -202,6 +205,7 @@ def sinkhorn_cost(C, eps, a=None, b=None, *, normalize: bool = False, tol: float
         raise TypeError(f"C must be a torch.Tensor of shape (n, m), got {type(C).__name__}")
     if not torch.is_floating_point(C):
         raise TypeError(f"C must be a floating-point tensor, got dtype {C.dtype}")
+    check_same_device(C=C, a=a, b=b)
     if C.ndim != 2:
         raise ValueError(f"C must have shape (n, m), got {tuple(C.shape)}")
     if C.shape[0] == 0 or C.shape[1] == 0:
@@ -220,7 +224,6 @@ def sinkhorn_cost(C, eps, a=None, b=None, *, normalize: bool = False, tol: float
         q = check_positive(eps_scaling, "eps_scaling")
         if q >= 1:
             raise ValueError(f"eps_scaling must be a factor in (0, 1) or a bool, got {q}")
-    check_same_device(C=C, a=a, b=b)
     n, m = C.shape
     a = check_weights(a, "a", n, like=C)
     b = check_weights(b, "b", m, like=C)
@@ -283,25 +286,25 @@ def _solve(C, a, b, schedule, tol, max_iter, check_every, overrelax):
         relax = _Relaxation(check_every, enabled=overrelax and last)
         omega = 1.0
         good = (f, g, u, v)
-        k = 0
-        while it < max_iter:
+        k = 0 if stage == 0 else 1           # first check of a later stage after a few iterations
+        while True:
             Kv = K @ (b * v)
-            if k % check_every == 0:
-                # marginal error of the current plan u_i K̃_ij v_j a_i b_j: rows from Kv, columns from Ku
+            if k % check_every == 0 or it >= max_iter:
+                # marginal error of the plan a_i b_j û_i K̃_ij v̂_j: rows from Kv, columns from Ku
                 err = (a * (u * Kv - 1)).abs().sum() + (b * (v * Ku - 1)).abs().sum()
                 big = torch.maximum(u.log().abs().max(), v.log().abs().max())
-                err, big = torch.stack([err, big]).tolist()
+                err, big = torch.stack([err, big]).tolist()      # the only host sync
                 if not math.isfinite(err):
-                    # numerical trouble (a scaling overflowed): go back to the last good state and
-                    # re-absorb with exact log-domain half-steps, without over-relaxation
+                    # numerical trouble (a scaling overflowed): back to the last good state, then
+                    # re-absorb with exact log-domain half-steps and go on without over-relaxation
                     f, g, u, v = good
-                    f, g = f + eps * u.log(), g + eps * v.log()
-                    f = log_sinkhorn_step(g, C, eps, log_b)
+                    if it >= max_iter:
+                        break
+                    f = log_sinkhorn_step(g + eps * v.log(), C, eps, log_b)
                     g = log_sinkhorn_step(f, C.T, eps, log_a)
                     K = _kernel(C, f, g, eps)
                     u, v = torch.ones_like(u), torch.ones_like(v)
-                    Ku, omega, overrelax = K.T @ (a * u), 1.0, False
-                    relax.enabled = False
+                    Ku, omega, relax.enabled = K.T @ (a * u), 1.0, False
                     k = 1
                     continue
                 errors.append(err)
@@ -309,8 +312,10 @@ def _solve(C, a, b, schedule, tol, max_iter, check_every, overrelax):
                 if err <= stage_tol:
                     ok = last
                     break
+                if it >= max_iter:
+                    break
                 omega = relax.update(err)
-                if big > tau:
+                if big > tau:                # absorb the scalings into the potentials
                     f, g = f + eps * u.log(), g + eps * v.log()
                     K = _kernel(C, f, g, eps)
                     u, v = torch.ones_like(u), torch.ones_like(v)
@@ -329,41 +334,52 @@ def _solve(C, a, b, schedule, tol, max_iter, check_every, overrelax):
         f, g = f + eps * u.log(), g + eps * v.log()
         if it >= max_iter:
             break
-    if not errors:
-        errors.append(float("nan"))
+    if eps != schedule[-1] or not errors:
+        # out of budget during ε-scaling: move the potentials to the requested ε with one exact
+        # half-step (rows right) and report the column error there, so the result is honest
+        eps = schedule[-1]
+        f = log_sinkhorn_step(g, C, eps, log_b)
+        g_star = log_sinkhorn_step(f, C.T, eps, log_a)
+        errors.append(float((b * (torch.exp((g - g_star) / eps) - 1)).abs().sum()))
     return f, g, it, errors, ok
 
 
 class _Relaxation:
     """Over-relaxation factor ω for the last stage (Thibault et al. 2017; Lehmann et al. 2021).
 
-    Plain Sinkhorn converges linearly, err_k ≈ κᵏ. Over-relaxed updates ``u ← u^{1−ω} (1/K̃v)^ω``
-    with ``ω = 2 / (1 + √(1 − κ))`` contract like ``ω − 1`` instead. κ is measured from the plain
-    iterations; if the error stops improving under ω, ω is halved towards 1 (the safeguard).
+    Near the solution Sinkhorn converges linearly, err_k ≈ κᵏ. Over-relaxed updates
+    ``u ← u^{1−ω} (1/K̃v)^ω`` with ``ω* = 2 / (1 + √(1 − κ))`` contract like ``ω* − 1`` instead,
+    much faster when κ ≈ 1 (small ε). κ is estimated from the observed rate r under the current ω
+    with Young's SOR relation ``κ = (r + ω − 1)² / (r ω²)``; ω only grows towards ω*, and is halved
+    towards 1 when the error stops improving (the safeguard), which also lowers the cap ω_max.
     """
 
-    def __init__(self, check_every: int, enabled: bool, omega_max: float = 1.98):
-        self.k, self.enabled, self.omega_max = check_every, enabled, omega_max
-        self.omega, self.prev, self.ref, self.n_bad = 1.0, None, None, 0
+    def __init__(self, check_every: int, enabled: bool, omega_max: float = 1.98, window: int = 3):
+        self.k, self.enabled, self.omega_max, self.window = check_every, enabled, omega_max, window
+        self.omega, self.hist, self.best, self.n_bad = 1.0, [], math.inf, 0
 
     def update(self, err: float) -> float:
         if not self.enabled:
             return 1.0
-        prev, self.prev = self.prev, err
-        if self.omega == 1.0:
-            if prev is not None and 0 < err < prev:
-                rate = (err / prev) ** (1.0 / self.k)        # plain contraction per iteration
-                self.omega = min(self.omega_max, 2.0 / (1.0 + math.sqrt(1.0 - rate)))
-                self.ref, self.n_bad = err, 0
-            return self.omega
-        if err < self.ref:
-            self.ref, self.n_bad = err, 0
-        else:
+        self.hist.append(err)
+        if err < self.best:
+            self.best, self.n_bad = err, 0
+        elif err > 1.5 * self.best:
             self.n_bad += 1
-            if self.n_bad >= 3:                               # no progress for 3 checks: damp ω
-                self.omega = 1.0 + (self.omega - 1.0) / 2
-                self.omega = 1.0 if self.omega < 1.05 else self.omega
-                self.ref, self.n_bad = err, 0
+            if self.n_bad >= 10:                      # worse for 10 checks: damp ω
+                w = self.omega                        # and lower the cap a little each time
+                self.omega_max = 1.0 + 0.9 * (self.omega_max - 1.0)
+                self.omega = 1.0 if w < 1.1 else 1.0 + (w - 1.0) / 2
+                self.hist, self.best, self.n_bad = [err], err, 0
+                return self.omega
+        if len(self.hist) > self.window:
+            r = (err / self.hist[-1 - self.window]) ** (1.0 / (self.window * self.k))
+            if 0 < r < 1:
+                w = self.omega
+                kappa = min((r + w - 1) ** 2 / (r * w * w), 1.0)
+                new = min(self.omega_max, 2.0 / (1.0 + math.sqrt(1.0 - kappa)))
+                if new > w + 1e-3:
+                    self.omega, self.hist = new, [err]  # measure the new ω from here
         return self.omega
 
 

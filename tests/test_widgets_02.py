@@ -1,0 +1,65 @@
+"""Notebook 02's widgets in plain pytest: set .value, check the computed state and the figure."""
+import numpy as np
+import pytest
+import torch
+
+from lsbcore.reference import BrownianBridge
+from lsbcore.schrodinger.gaussian import GaussianBridge
+from lsbcore.widgets import bridge_mixture_explorer, sampler_explorer
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _sets(n=60):
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, 2, generator=g), torch.randn(n, 2, generator=g) * 0.5 + torch.tensor([3.0, 1.0])
+
+
+def test_bridge_mixture_explorer_follows_its_controls():
+    x0, x1 = _sets()
+    box = bridge_mixture_explorer(x0, x1, sigma=0.4)
+    c = box.controls
+    assert {"lsb-sigma", "lsb-coupling", "lsb-t"} <= {cls for w in c.values() for cls in w._dom_classes}
+    c["t"].value = 0.0  # the mixture starts at X0 and ends at X1 exactly
+    a, b = box.state["pairs"]
+    torch.testing.assert_close(box.state["xt"], a)
+    c["t"].value = 1.0
+    torch.testing.assert_close(box.state["xt"], b)
+    assert "t = 1.00" in box.figure.axes[0].get_title()
+    indep = box.state["cost"]
+    c["coupling"].value = "ot"  # exact OT pairs minimise E‖X1 − X0‖² over all pairings
+    assert box.state["coupling"] == "ot" and box.state["cost"] <= indep + 1e-9
+    c["coupling"].value = "sinkhorn"
+    c["sigma"].value = 1.0
+    assert box.state["sigma"] == 1.0 and "σ = 1.00" in box.children[1].value
+    with pytest.raises(ValueError, match="coupling"):
+        bridge_mixture_explorer(x0, x1, coupling="nearest")
+
+
+def test_sampler_explorer_runs_the_sampler_and_reports_w2():
+    x0, x1 = _sets()
+    bridges = {"pinned": BrownianBridge(x1, sigma=0.3), "pinned both ends": BrownianBridge(x1, sigma=0.3, x0=x0),
+               "gaussian": GaussianBridge([0.0, 0.0], 1.0, [3.0, 1.0], 0.25, sigma=0.3)}
+    box = sampler_explorer(bridges, x0, target=torch.cat([x1, x1]), steps=10, t1=0.95)
+    c = box.controls
+    assert box.state["result"].nfe == 10 and "NFE = 10" in box.children[2].value
+    assert "noise floor" in box.children[2].value
+    c["t"].value = 0.0  # the dots are the starting points
+    offsets = box.figure.axes[0].collections[-1].get_offsets()
+    np.testing.assert_allclose(np.asarray(offsets), x0.numpy())
+    c["steps"].value = 25
+    assert box.state["result"].traj.shape == (26, 60, 2)
+    c["method"].value = "ode"  # the one-sided pinned bridge has no backward drift, hence no PF-ODE
+    assert box.state["error"] is not None and "ODE" in box.children[2].value
+    c["bridge"].value = "pinned both ends"  # PF-ODE from a point mass: 0/0 at t = 0, reported
+    assert "NaN" in box.state["error"]
+    c["bridge"].value = "gaussian"
+    assert box.state["error"] is None and box.state["result"].nfe == 50
+    with pytest.raises(TypeError, match="bridges"):
+        sampler_explorer([], x0)
