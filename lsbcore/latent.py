@@ -670,3 +670,120 @@ def interpolate(autoencoder, x_a, x_b, steps: int = 8) -> torch.Tensor:
     with torch.no_grad():
         za, zb = autoencoder.encode(x_a[:1]), autoencoder.encode(x_b[:1])
         return autoencoder.decode((1 - lam) * za + lam * zb)
+
+
+# ------------------------------------------------------------------------------ the whole pipeline
+def generate_digits(autoencoder, method: str = "heat-follmer", n: int = 397, *, n_fit: Optional[int] = None,
+                    sigma: float = 1.0, delta: float = 0.01, steps: int = 100, seed: int = 0,
+                    train_steps: int = 1500, classifier: Optional[DigitsClassifier] = None,
+                    keep_traj: bool = False, progress: bool = False) -> dict:
+    """Encode the target digits, run a latent bridge, decode, and (with ``classifier``) evaluate.
+
+    The whole of Notebook 03 in one call: p̂ = codes of the first ``n_fit`` target digits (all 700
+    by default; Notebook 04 varies n_fit), ``n`` codes from ``sample_codes(method, ...)``, decoded
+    images, and — if a classifier is given — ``evaluate_digits`` against the held-out ``"test"`` split
+    plus ``latent_w2``, the W2 between the generated codes and the codes of the test digits.
+    ``autoencoder`` may be :class:`PixelSpace` for the pixel-space baseline. Returns a dict with
+    ``codes``, ``images``, ``traj`` (if ``keep_traj``), ``points`` (p̂), ``seconds`` and the metrics.
+    """
+    import time
+
+    from .metrics import w2
+
+    x, _ = load_digits("target")
+    if n_fit is not None:
+        n_fit = check_int(n_fit, "n_fit", minimum=2)
+        if n_fit > x.shape[0]:
+            raise ValueError(f"n_fit must be ≤ {x.shape[0]} (the target split), got {n_fit}")
+        x = x[torch.randperm(x.shape[0], generator=generator(seed))[:n_fit]]
+    tic = time.perf_counter()
+    with torch.no_grad():
+        points = autoencoder.encode(x)
+    res = sample_codes(method, points, n, sigma=sigma, delta=delta, steps=steps, seed=seed, keep_traj=keep_traj,
+                       train_steps=train_steps, progress=progress)
+    with torch.no_grad():
+        images = autoencoder.decode(res.x)
+    out = dict(method=method, kind=getattr(autoencoder, "kind", "?"), latent_dim=points.shape[1], n_fit=x.shape[0],
+               codes=res.x, images=images, traj=res.traj, points=points, seconds=time.perf_counter() - tic)
+    if classifier is not None:
+        test, _ = load_digits("test")
+        out.update(evaluate_digits(images, classifier, reference=test))
+        with torch.no_grad():
+            out["latent_w2"] = w2(res.x[: test.shape[0]], autoencoder.encode(test))
+    return out
+
+
+def real_digits_floor(classifier: DigitsClassifier, autoencoder=None, n: int = 397) -> dict:
+    """The noise floor of the metrics: real ``"target"`` digits scored against the ``"test"`` digits.
+
+    A generator cannot be expected to beat fresh real digits at the same sample size ``n``.
+    With ``autoencoder`` also the floor of its latent W2 and of its reconstructions (the pre-training
+    error). Notebook 03 §Metrics.
+    """
+    from .metrics import w2
+
+    x, _ = load_digits("target")
+    x = x[: check_int(n, "n", minimum=2)]
+    test, _ = load_digits("test")
+    out = evaluate_digits(x, classifier, reference=test)
+    if autoencoder is not None:
+        with torch.no_grad():
+            out["latent_w2"] = w2(autoencoder.encode(x), autoencoder.encode(test))
+            rec = autoencoder.decode(autoencoder.encode(x))
+        rec_metrics = evaluate_digits(rec, classifier, reference=test)
+        out["reconstruction_fdd"], out["reconstruction_w2"] = rec_metrics["fdd"], rec_metrics["w2"]
+    return out
+
+
+# ------------------------------------------------------------------------------------ plotting
+def plot_digits(images, ax=None, *, ncols: int = 10, title: str = "digits"):
+    """Tile ``(n, 64)`` images into one grey picture on ``ax`` (created if None); returns the axes."""
+    import matplotlib.pyplot as plt
+
+    images = check_points(images, "images", dim=PIXELS).detach().cpu()
+    ncols = check_int(ncols, "ncols")
+    n = images.shape[0]
+    nrows = math.ceil(n / ncols)
+    canvas = torch.ones(nrows * 9 - 1, ncols * 9 - 1)
+    for k in range(n):
+        r, c = divmod(k, ncols)
+        canvas[r * 9: r * 9 + 8, c * 9: c * 9 + 8] = 1 - images[k].reshape(8, 8)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(ncols * 0.45, nrows * 0.45 + 0.4), constrained_layout=True)
+    ax.imshow(canvas.numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel(f"{n} images, 8×8 pixels")
+    ax.set_title(title)
+    return ax
+
+
+def plot_latent_paths(points, traj=None, ax=None, *, labels=None, n_paths: int = 30, title: str = "latent codes"):
+    """Codes (and sampler paths ``(steps+1, batch, d)``) in 2-D: the first two coordinates if d* = 2,
+    else the first two principal axes of ``points``. Returns the axes. Notebook 03 §Widgets."""
+    import matplotlib.pyplot as plt
+
+    points = check_points(points, "points").detach().cpu()
+    mean = points.mean(0)
+    if points.shape[1] == 2:
+        proj, names = torch.eye(2), ("$z_1$", "$z_2$")
+    else:
+        proj, names = torch.linalg.svd(points - mean, full_matrices=False)[2][:2].T, ("PC 1", "PC 2")
+        proj = proj.to(points.dtype)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.5), constrained_layout=True)
+    p2 = (points - mean) @ proj
+    c = labels.cpu().numpy() if labels is not None else "0.6"
+    sc = ax.scatter(p2[:, 0], p2[:, 1], s=6, c=c, cmap="tab10", alpha=0.5, vmin=-0.5, vmax=9.5)
+    if labels is not None:
+        ax.figure.colorbar(sc, ax=ax, label="digit class", ticks=range(10))
+    if traj is not None:
+        tr = (traj[:, :n_paths].detach().cpu() - mean) @ proj
+        for k in range(tr.shape[1]):
+            ax.plot(tr[:, k, 0], tr[:, k, 1], color="k", lw=0.6, alpha=0.6)
+        ax.scatter(tr[-1, :, 0], tr[-1, :, 1], s=14, color="C3", zorder=3, label="samples at t = 1 − δ")
+        ax.legend(loc="lower right", fontsize=7)
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_title(title)
+    return ax

@@ -78,7 +78,9 @@ class GaussianMixture(Marginal):
     """Σ_k w_k N(means[k], covs[k]); ``covs`` is (K, d, d), (K,) isotropic variances, or a scalar."""
 
     def __init__(self, weights, means, covs=1.0):
-        means = torch.as_tensor(means, dtype=torch.get_default_dtype())
+        means = torch.as_tensor(means)
+        if not torch.is_floating_point(means):
+            means = means.to(torch.get_default_dtype())
         if means.ndim != 2:
             raise ValueError(f"means must have shape (K, d), got {tuple(means.shape)}")
         k, d = means.shape

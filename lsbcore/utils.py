@@ -148,7 +148,7 @@ def check_same_device(**tensors: torch.Tensor) -> torch.device:
 def check_time(t, name: str = "t", *, batch: Optional[int] = None, like: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Time as a tensor broadcastable to ``(batch, 1)`` with values in [0, 1]."""
     if isinstance(t, Real) and not isinstance(t, bool):
-        t = torch.tensor(float(t))
+        t = torch.tensor(float(t), dtype=like.dtype if like is not None else None)
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a float or a tensor, got {type(t).__name__}")
     if like is not None:

@@ -310,3 +310,104 @@ def grid_bridge_explorer(bridge, *, t: float = 0.5, quiver_every: int = 4) -> wi
     w_t.observe(update, names="value")
     update()
     return box
+
+
+# ---------------------------------------------------------------------------------- Notebook 03
+def latent_bridge_explorer(autoencoders: dict, *, classifier=None, method: str = "heat-follmer",
+                           sigma: float = 1.0, delta: float = 0.01, steps: int = 60, latent_dim=None,
+                           n: int = 40, seed: int = 0) -> widgets.VBox:
+    """Bridge, σ, δ, steps and d* → a gallery of generated digits and their latent paths.
+
+    ``autoencoders`` maps d* → a (shipped) autoencoder; the bridge is fitted to the codes of the
+    target digits by :func:`lsbcore.latent.generate_digits` (training-free methods only, so each
+    change takes about a second). Left: ``n`` decoded samples; right: the sampler paths over the
+    encoded target digits coloured by class (PCA plane for d* > 2). With ``classifier`` the info line
+    shows the class spread and confidence. Notebook 03 §"Explore".
+    """
+    from . import latent as L
+    from .plotting import new_axes
+
+    if not isinstance(autoencoders, dict) or not autoencoders:
+        raise TypeError("autoencoders must be a non-empty dict {latent_dim: autoencoder}")
+    dims = sorted(autoencoders)
+    latent_dim = dims[0] if latent_dim is None else latent_dim
+    if latent_dim not in autoencoders:
+        raise ValueError(f"latent_dim must be one of {dims}, got {latent_dim}")
+    methods = [m for m in L.METHODS if m not in ("imf", "heat-learned")]
+    if method not in methods:
+        raise ValueError(f"method must be one of {methods} (training-free), got {method!r}")
+    w_method = widgets.Dropdown(options=methods, value=method, description="bridge")
+    w_sigma = widgets.FloatLogSlider(value=sigma, base=10, min=-1, max=0.7, step=0.05, description="σ",
+                                     continuous_update=False)
+    w_delta = widgets.FloatLogSlider(value=delta, base=10, min=-3, max=-0.5, step=0.1, description="δ",
+                                     continuous_update=False)
+    w_steps = widgets.IntSlider(value=steps, min=5, max=200, step=5, description="steps", continuous_update=False)
+    w_dim = widgets.Dropdown(options=dims, value=latent_dim, description="d*")
+    ctrl = {"method": w_method, "sigma": w_sigma, "delta": w_delta, "steps": w_steps, "latent_dim": w_dim}
+    for name, w in ctrl.items():
+        w.add_class(f"lsb-{name.replace('_', '-')}")
+    info = widgets.HTML().add_class("lsb-info")
+    out = widgets.Output(layout=widgets.Layout(height="380px"))
+    box = widgets.VBox([widgets.HBox([w_method, w_dim, w_steps]), widgets.HBox([w_sigma, w_delta]), info, out])
+    box.controls, box.state = ctrl, {}
+    _, labels = L.load_digits("target")
+
+    def update(_=None):
+        ae = autoencoders[w_dim.value]
+        res = L.generate_digits(ae, w_method.value, n, sigma=w_sigma.value, delta=w_delta.value,
+                                steps=w_steps.value, seed=seed, keep_traj=True)
+        box.state = {k: res[k] for k in ("method", "latent_dim", "codes", "images")}
+        box.state.update(sigma=w_sigma.value, delta=w_delta.value, steps=w_steps.value)
+        text = f"{w_method.value}, d* = {w_dim.value}, σ = {w_sigma.value:.2f}, δ = {w_delta.value:.3f}"
+        if classifier is not None:
+            with torch.no_grad():
+                probs = torch.softmax(classifier(res["images"]), 1)
+            classes = probs.argmax(1).bincount(minlength=10)
+            box.state["class_counts"] = classes
+            text += (f" — classes {classes.tolist()}, mean confidence {float(probs.max(1).values.mean()):.2f}")
+        info.value = text
+        fig, axes = new_axes(2, size=4.2)
+        L.plot_digits(res["images"], axes[0], ncols=8, title=f"{n} generated digits ({w_method.value})")
+        traj = res["traj"] if res["traj"] is not None and res["traj"].shape[0] > 1 else None
+        L.plot_latent_paths(res["points"], traj, axes[1], labels=labels, n_paths=min(n, 25),
+                            title=f"latent paths over the encoded targets (d* = {w_dim.value})")
+        box.figure = fig
+        _show(out, fig)
+
+    for w in ctrl.values():
+        w.observe(update, names="value")
+    update()
+    return box
+
+
+def interpolation_explorer(autoencoder, images, *, a: int = 0, b: int = 1, steps: int = 10) -> widgets.VBox:
+    """Two image indices → the decoded straight line between their latent codes (Notebook 03 §"Explore").
+
+    ``images`` is ``(n, 64)``; the row shows D((1−λ) E(x_a) + λ E(x_b)) for λ from 0 to 1.
+    """
+    from . import latent as L
+    from .utils import check_int, check_points
+
+    images = check_points(images, "images", dim=64)
+    n = images.shape[0]
+    steps = check_int(steps, "steps", minimum=2)
+    w_a = widgets.IntSlider(value=a, min=0, max=n - 1, description="digit A", continuous_update=False)
+    w_b = widgets.IntSlider(value=b, min=0, max=n - 1, description="digit B", continuous_update=False)
+    w_a.add_class("lsb-digit-a")
+    w_b.add_class("lsb-digit-b")
+    out = widgets.Output(layout=widgets.Layout(height="140px"))
+    box = widgets.VBox([widgets.HBox([w_a, w_b]), out])
+    box.controls, box.state = {"a": w_a, "b": w_b}, {}
+
+    def update(_=None):
+        path = L.interpolate(autoencoder, images[w_a.value:w_a.value + 1], images[w_b.value:w_b.value + 1], steps)
+        box.state = {"a": w_a.value, "b": w_b.value, "path": path}
+        fig, ax = plt.subplots(figsize=(steps * 0.55, 1.3), constrained_layout=True)
+        L.plot_digits(path, ax, ncols=steps, title=f"decoded latent line from digit #{w_a.value} to #{w_b.value}")
+        box.figure = fig
+        _show(out, fig)
+
+    w_a.observe(update, names="value")
+    w_b.observe(update, names="value")
+    update()
+    return box
