@@ -71,12 +71,15 @@ def main():
     p.add_argument("--eps", type=float, nargs="*", default=[0.05, 0.01, 0.001, 0.0001])
     p.add_argument("--tol", type=float, default=1e-6)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads for every solver (1: on a shared, loaded machine more threads only add contention)")
     args = p.parse_args()
     sizes = args.n or ([500] if args.quick else [500, 2000])
     # iteration caps: POT's log solver costs ~50 ms / iteration at n = 2000 on a 2-core CPU
     cap_log = {500: 1500 if args.quick else 3000, 2000: 300}
     cap_plain = {500: 5000 if args.quick else 10_000, 2000: 5000}
     cap_lsb = 20_000
+    torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     torch.set_default_dtype(torch.float64)
 

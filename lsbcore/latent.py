@@ -787,3 +787,53 @@ def plot_latent_paths(points, traj=None, ax=None, *, labels=None, n_paths: int =
     ax.set_ylabel(names[1])
     ax.set_title(title)
     return ax
+
+
+# ------------------------------------------------------------------------------- rate experiment
+def sample_size_sweep(spaces: dict, ns: Sequence[int], seeds: Sequence[int], classifier: DigitsClassifier, *,
+                      method: str = "heat-follmer", n_gen: int = 397, sigma: float = 1.0, delta: float = 0.01,
+                      steps: int = 50, progress: bool = False) -> list:
+    """Error vs the number n of target digits the bridge is fitted to (Notebook 04).
+
+    For every space (name → autoencoder or :class:`PixelSpace`), n in ``ns`` and seed in ``seeds``:
+    fit ``method`` to n target digits (a random subset chosen by the seed), generate ``n_gen``
+    digits and score them against the held-out test split. Returns one dict per run with keys
+    ``space, n, seed, fdd, w2, latent_w2, seconds``.
+    """
+    rows = []
+    todo = [(name, n, s) for name in spaces for n in ns for s in seeds]
+    if progress:
+        from tqdm.auto import tqdm
+
+        todo = tqdm(todo, desc="n-sweep", leave=False)
+    for name, n, s in todo:
+        r = generate_digits(spaces[name], method, n_gen, n_fit=n, sigma=sigma, delta=delta, steps=steps, seed=s,
+                            classifier=classifier)
+        rows.append(dict(space=name, n=n, seed=s, fdd=r["fdd"], w2=r["w2"], latent_w2=r["latent_w2"],
+                         seconds=r["seconds"]))
+    return rows
+
+
+def loglog_fit(n, err) -> dict:
+    """Least-squares line ``log err = a + b log n`` per seed and pooled (Notebook 04 §Fits).
+
+    ``n`` and ``err`` are ``(seeds, len(ns))`` arrays (one row per seed). Returns the pooled slope
+    ``b`` and intercept ``a``, the per-seed slopes, and a 95 % interval for the slope from the spread
+    of the per-seed slopes (Student t; wide when there are few seeds — that is the honest answer).
+    """
+    import numpy as np
+    from scipy import stats
+
+    n, err = np.asarray(n, dtype=float), np.asarray(err, dtype=float)
+    if n.shape != err.shape or n.ndim != 2 or n.shape[1] < 2:
+        raise ValueError(f"n and err must be (seeds, points) arrays with ≥ 2 points, got {n.shape} and {err.shape}")
+    if not (np.isfinite(err).all() and (err > 0).all() and (n > 0).all()):
+        raise ValueError("n and err must be positive and finite for a log–log fit")
+    ln, le = np.log(n), np.log(err)
+    per_seed = np.array([np.polyfit(ln[k], le[k], 1)[0] for k in range(n.shape[0])])
+    b, a = np.polyfit(ln.ravel(), le.ravel(), 1)
+    if n.shape[0] > 1:
+        half = stats.t.ppf(0.975, n.shape[0] - 1) * per_seed.std(ddof=1) / math.sqrt(n.shape[0])
+    else:
+        half = float("nan")
+    return dict(slope=float(b), intercept=float(a), per_seed=per_seed, ci=(float(b - half), float(b + half)))

@@ -122,6 +122,7 @@ def fit(model: nn.Module, loss_fn: LossFn, steps: int, *, lr: float = 1e-3, seed
       optimizer, step, generator state, global RNG state and the losses so far are saved atomically.
       With ``resume=True`` an existing checkpoint is loaded first and training continues from its
       step; the result equals an uninterrupted run (bit-exact on CPU). ``resume=False`` starts over.
+      (torch's CUDA RNG is not checkpointed: on a GPU, take all randomness from the generator.)
     - ``schedule``: ``"constant"`` learning rate, or ``"cosine"``: lr · ½(1 + cos(π step/steps)),
       decaying to 0 at the last step (often a sharper final model for the same budget).
     - ``progress``: a tqdm bar (loss shown every ``log_every`` steps); ``progress=False`` silences it.

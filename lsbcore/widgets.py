@@ -411,3 +411,190 @@ def interpolation_explorer(autoencoder, images, *, a: int = 0, b: int = 1, steps
     w_b.observe(update, names="value")
     update()
     return box
+
+
+# ---------------------------------------------------------------------------------- Notebook 05
+def sbvae_tradeoff_explorer(data_mean: float = 2.0, data_var: float = 0.5, *, strength: float = 0.5,
+                            T: float = 1.0, prior_var: float = 1.0) -> widgets.VBox:
+    """Encoder strength κ and horizon T → the exact terms of the SB-as-VAE objective (1-D, Gaussian).
+
+    Data N(data_mean, data_var), reference Brownian motion (f = 0, g = 1), encoder u_φ(x) = −κ x, and
+    the best constant linear decoder for that encoder (:meth:`LinearSBVAE.fit_decoder`). Shows the
+    prior loss, drift matching, their sum KL(Q‖P) and KL(p_data‖p_θ) as bars, and each term against
+    κ with the current κ marked. ``box.state["terms"]`` holds the numbers. Notebook 05 §"Trade-off".
+    """
+    import numpy as np
+
+    from .bridges.vae import LinearSBVAE
+    from .plotting import new_axes
+    from .utils import check_positive
+
+    data_var = check_positive(data_var, "data_var")
+    check_positive(prior_var, "prior_var")
+    w_k = widgets.FloatSlider(value=strength, min=0.0, max=3.0, step=0.1, description="κ (encoder)",
+                              continuous_update=False)
+    w_T = widgets.FloatSlider(value=T, min=0.25, max=3.0, step=0.25, description="T", continuous_update=False)
+    w_k.add_class("lsb-strength")
+    w_T.add_class("lsb-horizon")
+    info = widgets.HTML().add_class("lsb-info")
+    out = widgets.Output(layout=widgets.Layout(height="340px"))
+    box = widgets.VBox([widgets.HBox([w_k, w_T]), info, out])
+    box.controls = {"strength": w_k, "T": w_T}
+    box.state = {}
+    names = ("prior_loss", "drift_matching", "path_kl", "data_kl")
+    labels = ("prior loss", "drift matching", "KL(Q‖P)", "KL(p_data‖p_θ)")
+
+    def terms(kappa, horizon):
+        m = LinearSBVAE([data_mean], [[data_var]], F=0.0, g=1.0, T=horizon, K=-kappa,
+                        prior_var=prior_var).fit_decoder()
+        return {k: getattr(m, k)() for k in names}
+
+    def update(_=None):
+        kappa, horizon = w_k.value, w_T.value
+        r = terms(kappa, horizon)
+        grid = np.linspace(0.0, 3.0, 31)
+        sweep = [terms(float(k), horizon) for k in grid]
+        box.state = {"strength": kappa, "T": horizon, "terms": r}
+        info.value = (f"κ = {kappa:.1f}, T = {horizon:.2f}: prior loss {r['prior_loss']:.4f} + drift matching "
+                      f"{r['drift_matching']:.4f} = KL(Q‖P) {r['path_kl']:.4f} ≥ KL(p_data‖p_θ) {r['data_kl']:.4f}")
+        fig, (ax0, ax1) = new_axes(2, size=4.0)
+        ax0.bar(labels, [r[k] for k in names], color=["C0", "C1", "C3", "C2"])
+        ax0.set_ylabel("nats")
+        ax0.set_xlabel("term")
+        ax0.tick_params(axis="x", labelrotation=20, labelsize=8)
+        ax0.set_title(f"Exact terms at κ = {kappa:.1f}, T = {horizon:.2f}")
+        for k, lab, c in zip(names, labels, ("C0", "C1", "C3", "C2")):
+            ax1.plot(grid, [s[k] for s in sweep], color=c, label=lab)
+        ax1.axvline(kappa, color="k", lw=0.8, ls="--")
+        ax1.set_xlabel("encoder strength κ")
+        ax1.set_ylabel("nats")
+        ax1.set_title(f"The terms against κ (T = {horizon:.2f})")
+        ax1.legend(fontsize=7)
+        box.figure = fig
+        _show(out, fig)
+
+    w_k.observe(update, names="value")
+    w_T.observe(update, names="value")
+    update()
+    return box
+
+
+# ---------------------------------------------------------------------------------- Notebook 06
+def vsdm_forward_explorer(data, forward, *, beta_max: float = 10.0, t: float = 1.0,
+                          strength: float = 1.0, n: int = 1000, seed: int = 0) -> widgets.VBox:
+    """β_max, t and the strength λ of A → the forward noising X_t | X_0 of VSDM, in closed form.
+
+    ``forward``: a (trained) :class:`lsbcore.bridges.vsdm.LinearForward`; the explorer uses A_λ =
+    U diag(λ s) Vᵀ (λ = 0: the VP-SDE) with β_max from the slider. Shows X_t for ``n`` data points
+    and the 2σ ellipse of the adaptive prior N(0, Σ_1); the info line reports how much of the data is
+    left at t = 1, tr(Φ_1 Cov(data) Φ_1ᵀ) / tr Σ_1. Notebook 06 §"What A does".
+    """
+    import copy
+    import math
+
+    import numpy as np
+
+    from .bridges.vsdm import LinearForward
+    from .plotting import new_axes, scatter2d
+    from .utils import check_int, check_points
+
+    data = check_points(data, "data", dim=2)
+    if not isinstance(forward, LinearForward):
+        raise TypeError(f"forward must be a LinearForward, got {type(forward).__name__}")
+    n = check_int(n, "n")
+    x0 = data[:n]
+    s_learned = forward.s.detach().clone()
+    w_beta = widgets.FloatSlider(value=beta_max, min=1.0, max=30.0, step=1.0, description="β_max",
+                                 continuous_update=False)
+    w_t = widgets.FloatSlider(value=t, min=0.05, max=1.0, step=0.05, description="t", continuous_update=False)
+    w_l = widgets.FloatSlider(value=strength, min=0.0, max=1.0, step=0.1, description="λ (A strength)",
+                              continuous_update=False)
+    for w, name in ((w_beta, "beta-max"), (w_t, "t"), (w_l, "strength")):
+        w.add_class(f"lsb-{name}")
+    info = widgets.HTML().add_class("lsb-info")
+    out = widgets.Output(layout=widgets.Layout(height="400px"))
+    box = widgets.VBox([widgets.HBox([w_beta, w_t, w_l]), info, out])
+    box.controls = {"beta_max": w_beta, "t": w_t, "strength": w_l}
+    box.state = {}
+
+    def update(_=None):
+        b, tt, lam = w_beta.value, w_t.value, w_l.value
+        f = copy.deepcopy(forward)
+        f.schedule.beta_max = float(max(b, f.schedule.beta_min))
+        with torch.no_grad():
+            f.s.copy_(lam * s_learned)
+            xt, _, _ = f.sample_xt(x0, torch.full((x0.shape[0],), tt, dtype=torch.float64), seed=seed)
+            Phi1, Sig1 = f.transition(torch.ones(1, dtype=torch.float64))
+        cov = torch.cov(x0.double().T)
+        left = float(torch.trace(Phi1[0] @ cov @ Phi1[0].T) / torch.trace(Sig1[0]))
+        box.state = {"beta_max": b, "t": tt, "strength": lam, "xt": xt, "prior_cov": Sig1[0], "data_left": left}
+        info.value = (f"β_max = {b:.0f}, λ = {lam:.1f}: at t = 1 the data's spread is {100 * left:.1f} % of the "
+                      f"prior's (0 % = the data is forgotten)")
+        fig, ax = new_axes(size=4.5)
+        scatter2d(xt, ax, s=2, alpha=0.3, color="C0", label=f"$X_t$, t = {tt:.2f}")
+        evals, evecs = torch.linalg.eigh(Sig1[0])
+        ang = np.linspace(0, 2 * math.pi, 200)
+        circ = np.stack([np.cos(ang), np.sin(ang)], 1) * 2 * evals.sqrt().numpy()
+        ell = circ @ evecs.numpy().T
+        ax.plot(ell[:, 0], ell[:, 1], color="C3", label="prior N(0, Σ₁), 2σ")
+        ax.set_title(f"Forward noising: β_max = {b:.0f}, A strength λ = {lam:.1f}")
+        ax.legend(loc="upper right", fontsize=8, markerscale=3)
+        box.figure = fig
+        _show(out, fig)
+
+    for w in box.controls.values():
+        w.observe(update, names="value")
+    update()
+    return box
+
+
+def vsdm_sampler_explorer(bridges: dict, target, *, nfe: int = 8, n: int = 1000, seed: int = 0) -> widgets.VBox:
+    """Model (e.g. VP-SDE vs VSDM) and NFE → PF-ODE samples (Heun) next to the target, with W2.
+
+    ``bridges``: dict name → :class:`lsbcore.bridges.vsdm.VSDM`; ``target``: ≥ 2n target points (for the
+    W2 noise floor). NFE = 2 × Heun steps. Runs are cached. Notebook 06 §"Few steps".
+    """
+    from .bridges.vsdm import VSDM
+    from .metrics import w2_report
+    from .plotting import new_axes, scatter2d
+    from .utils import check_int, check_points
+
+    if not isinstance(bridges, dict) or not bridges or not all(isinstance(b, VSDM) for b in bridges.values()):
+        raise TypeError("bridges must be a non-empty dict name → VSDM")
+    target = check_points(target, "target", dim=2)
+    n = check_int(n, "n")
+    w_model = widgets.Dropdown(options=list(bridges), description="model")
+    w_nfe = widgets.IntSlider(value=max(2, min(50, nfe)), min=2, max=50, step=2, description="NFE",
+                              continuous_update=False)
+    w_model.add_class("lsb-model")
+    w_nfe.add_class("lsb-nfe")
+    info = widgets.HTML().add_class("lsb-info")
+    out = widgets.Output(layout=widgets.Layout(height="400px"))
+    box = widgets.VBox([widgets.HBox([w_model, w_nfe]), info, out])
+    box.controls = {"model": w_model, "nfe": w_nfe}
+    box.state = {}
+    cache: dict = {}
+
+    def run(name, k):
+        if (name, k) not in cache:
+            x = bridges[name].sample(n, method="ode", steps=k // 2, seed=seed).x
+            cache[(name, k)] = (x, w2_report(x, target, seed=seed))
+        return cache[(name, k)]
+
+    def update(_=None):
+        name, k = w_model.value, w_nfe.value
+        x, rep = run(name, k)
+        box.state = {"model": name, "nfe": k, "samples": x, "w2": rep}
+        info.value = f"{name}, PF-ODE with NFE = {k}: {rep}"
+        fig, ax = new_axes(size=4.5)
+        scatter2d(target[:n], ax, s=2, alpha=0.2, color="C2", label="target")
+        scatter2d(x, ax, s=2, alpha=0.4, color="C0", label=name,
+                  title=f"{name}: PF-ODE samples at NFE = {k}")
+        ax.legend(loc="upper right", fontsize=8, markerscale=3)
+        box.figure = fig
+        _show(out, fig)
+
+    w_model.observe(update, names="value")
+    w_nfe.observe(update, names="value")
+    update()
+    return box

@@ -210,7 +210,7 @@ m_f, s_f, sigma_f = torch.tensor([2.0, -1.0]), 0.6, 1.0
 mu = Gaussian(m_f, s_f**2)
 drifts = {
     "exact": GaussianFollmer(m_f, s_f, sigma_f),
-    "Monte Carlo": FollmerMC(mu, sigma_f, n_mc=N_MC, form="stein", seed=SEED),
+    "Monte Carlo": FollmerMC(mu, sigma_f, n_mc=N_MC, seed=SEED),
     "learned": fit_follmer(mu, sigma_f, steps=FOLLMER_STEPS, progress=False, seed=SEED),
 }
 
@@ -227,7 +227,8 @@ for name in ("Monte Carlo", "learned"):
     diff = drifts[name].drift(x_eval, t_eval) - b_exact
     rel_err[name] = float(diff.pow(2).sum(1).mean().sqrt() / b_exact.pow(2).sum(1).mean().sqrt())
     print(f"{name:12s} relative RMS drift error: {rel_err[name]:.3f}")
-assert rel_err["Monte Carlo"] < 0.15                   # ~ 1/√N_MC times the spread of the weights
+# Monte-Carlo error ≈ c/√N_MC, c ≈ 3–4 here (the spread of the importance weights f(y_j))
+assert rel_err["Monte Carlo"] < 5 / math.sqrt(N_MC)
 assert rel_err["learned"] < (0.2 if FAST else 0.1)     # a fit, not an identity: a few percent
 
 # %%
@@ -317,23 +318,27 @@ plt.show()
 m0, S0 = torch.tensor([-2.0, 0.0]), torch.tensor([[1.0, 0.5], [0.5, 1.0]])
 m1, S1 = torch.tensor([2.0, 1.0]), torch.tensor([[0.5, 0.0], [0.0, 2.0]])
 gauss = GaussianBridge(m0, S0, m1, S1, sigma=0.7)
-n_g = 4 * N
+n_g = 10_000 if FAST else 20_000  # closed-form drift: cheap, and the floor shrinks like 1/√n
 xg = Gaussian(m0, S0).sample(n_g, seed=SEED)
 nfes = [2, 4, 8, 16, 32, 64]
 err = {"sde": [], "ode": []}
 for nfe in nfes:
-    err["sde"].append(bures_w2_to_gaussian(sample(gauss, xg, method="sde", steps=nfe, seed=SEED).x, m1, S1))
+    # a seed of its own for the Brownian increments: reusing the one that drew xg would correlate them
+    err["sde"].append(bures_w2_to_gaussian(sample(gauss, xg, method="sde", steps=nfe, seed=SEED + 1).x, m1, S1))
     err["ode"].append(bures_w2_to_gaussian(sample(gauss, xg, method="ode", steps=nfe // 2).x, m1, S1))
-floor_g = bures_w2_to_gaussian(Gaussian(m1, S1).sample(n_g, seed=SEED + 1), m1, S1)
+floor_g = bures_w2_to_gaussian(Gaussian(m1, S1).sample(n_g, seed=SEED + 2), m1, S1)
 print("NFE      ", nfes)
 print("SDE (EM) ", [round(e, 3) for e in err["sde"]])
 print("ODE (Heun)", [round(e, 3) for e in err["ode"]], f"  floor ≈ {floor_g:.3f}")
-assert err["ode"][2] < err["sde"][2]            # at NFE 8 the ODE is already far more accurate
-assert err["sde"][-1] < 0.25 * err["sde"][0]     # EM improves with the number of steps
-assert err["ode"][-1] < 3 * floor_g + 0.02       # Heun at NFE 64 is at the sampling floor
+assert err["ode"][0] < err["sde"][0]              # at NFE 2 Heun (error O(h²)) beats Euler–Maruyama (O(h))
+assert err["sde"][0] > 2 * err["sde"][3]           # EM's bias falls with the number of steps …
+assert max(err["sde"][-1], err["ode"][-1]) < 3 * floor_g + 0.02  # … until both sit at the sampling floor
 
 # %% [markdown]
 # Then the learned Sinkhorn bridge on the moons, with the exact W2 to a target sample and its floor.
+# Now the drift is only approximately right, and the two samplers fail differently: the ODE uses
+# *both* learned drifts through ½(b − b̂) and inherits both errors, while the SDE's noise keeps
+# pulling its particles back towards the marginals.
 
 # %%
 nfes_l = [2, 4, 10, 20, 50, 100]
@@ -343,7 +348,11 @@ for nfe in nfes_l:
     w2_l["ode"].append(w2_report(sample(matched["sinkhorn"], x_start, method="ode", steps=nfe // 2).x,
                                  target, seed=SEED).w2)
 floor_l = w2_report(target.sample(N, seed=SEED + 8), target, seed=SEED).floor
-assert w2_l["sde"][-1] < w2_l["sde"][0]
+print("NFE      ", nfes_l)
+print("SDE (EM) ", [round(e, 3) for e in w2_l["sde"]])
+print("ODE (Heun)", [round(e, 3) for e in w2_l["ode"]], f"  floor ≈ {floor_l:.3f}")
+# nearly straight paths: 4 evaluations of the ODE already give (almost) its best W2
+assert w2_l["ode"][1] < 1.1 * min(w2_l["ode"])
 
 # %%
 fig, axes = new_axes(2, size=3.8)
@@ -378,8 +387,11 @@ W.sampler_explorer({f"bridge matching, {c}": br for c, br in matched.items()}, x
 # - Bridge matching is regression onto $(X_1 - X_t)/(1-t)$; the coupling decides what is learned.
 #   Independent pairs give a valid bridge between the marginals but with crossing, curved paths;
 #   Sinkhorn pairs (the static SB) give nearly straight ODE paths, which is why they need fewer steps.
-# - Euler–Maruyama's error falls like h; Heun's like h². With straight paths even a few Heun steps
-#   are enough; the SDE needs many more evaluations for the same W2 but is robust to drift errors.
+# - Euler–Maruyama's error falls like h; Heun's like h². With exact drifts (the Gaussian bridge) the
+#   ODE is closer at the smallest NFE and both reach the sampling floor within a few dozen
+#   evaluations; with straight learned paths a few Heun steps reach the ODE's best W2.
+#   With learned drifts the SDE can still end lower: it depends on one network, not two, and its
+#   noise partly corrects drift errors. The error of the drift, not of the sampler, then dominates.
 # - Always read a W2 next to its noise floor: below the floor, differences are sampling noise.
 # - The exact empirical Föllmer drift reproduces its training points: exactness on a finite sample
 #   is memorisation. Learned drifts generalise because they are smooth.

@@ -183,7 +183,7 @@ for (s, m), r in runs.items():
 print("(latent W2 of the pixel rows is in standardised pixel units: not comparable with the latent rows)")
 
 # %%
-fig, axes = plt.subplots(len(methods), 2, figsize=(9, 1.2 * len(methods) + 0.6), constrained_layout=True)
+fig, axes = plt.subplots(len(methods), 2, figsize=(13, 0.95 * len(methods) + 0.5), constrained_layout=True)
 for i, m in enumerate(methods):
     for j, s in enumerate(("latent d*=8", "pixels 64-D")):
         r = runs[s, m]
@@ -198,8 +198,9 @@ ax.bar([k + 0.4 for k in range(10)], L.evaluate_digits(x_test, clf)["class_hist"
 ax.set_xticks(range(10))
 ax.set_xlabel("predicted class")
 ax.set_ylabel("fraction of images")
+ax.set_ylim(0, 0.16)
 ax.set_title("class histogram of generated vs held-out digits")
-ax.legend()
+ax.legend(loc="upper center", ncol=2)
 plt.show()
 
 # %% [markdown]

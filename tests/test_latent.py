@@ -217,3 +217,46 @@ def test_real_digits_score_better_than_random_decodes():
     r, f = L.evaluate_digits(real, clf), L.evaluate_digits(fake, clf)
     assert r["fdd"] < f["fdd"] and r["w2"] < f["w2"]
     assert r["class_hist"].sum() == pytest.approx(1.0) and r["tv_classes"] < 0.1
+
+
+# ---------------------------------------------------------------------------------- widgets
+def test_latent_bridge_explorer_follows_its_controls():
+    import matplotlib
+    matplotlib.use("Agg")
+    from lsbcore import widgets as W
+
+    aes = {2: L.shipped_autoencoder(2), 8: L.shipped_autoencoder(8)}
+    box = W.latent_bridge_explorer(aes, classifier=L.shipped_classifier(), steps=5, n=8)
+    assert box.state["latent_dim"] == 2 and box.state["images"].shape == (8, 64)
+    box.controls["latent_dim"].value = 8
+    box.controls["method"].value = "follmer"
+    assert box.state["latent_dim"] == 8 and box.state["method"] == "follmer"
+    assert int(box.state["class_counts"].sum()) == 8
+    with pytest.raises(ValueError, match="latent_dim"):
+        W.latent_bridge_explorer(aes, latent_dim=3)
+    with pytest.raises(ValueError, match="method"):
+        W.latent_bridge_explorer(aes, method="imf")
+
+
+def test_interpolation_explorer_ends_at_the_chosen_digits():
+    import matplotlib
+    matplotlib.use("Agg")
+    from lsbcore import widgets as W
+
+    ae = L.shipped_autoencoder(8)
+    x = L.load_digits("test")[0][:20]
+    box = W.interpolation_explorer(ae, x, a=0, b=1, steps=4)
+    box.controls["b"].value = 7
+    with torch.no_grad():
+        torch.testing.assert_close(box.state["path"][-1], ae.decode(ae.encode(x[7:8]))[0])
+
+
+def test_loglog_fit_recovers_a_power_law():
+    import numpy as np
+
+    n = np.tile([10.0, 100.0, 1000.0], (3, 1))
+    err = 2.0 * n ** -0.5 * np.array([[1.0], [1.1], [0.9]])
+    f = L.loglog_fit(n, err)
+    assert f["slope"] == pytest.approx(-0.5) and f["ci"][0] == pytest.approx(-0.5)
+    with pytest.raises(ValueError, match="positive"):
+        L.loglog_fit(n, -err)

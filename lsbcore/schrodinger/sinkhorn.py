@@ -23,8 +23,11 @@ products per iteration; when a scaling grows past a threshold it is *absorbed* i
 ``K̃`` is rebuilt. For small ε it anneals ε geometrically from the cost's scale down to the target
 (ε-scaling), warm-starting each stage, and it accelerates the last stage by over-relaxation
 (``u ← u^{1−ω} (1/K̃v)^ω`` with ω estimated from the observed convergence rate), which cuts the
-iterations at small ε by an order of magnitude. The result is as stable as the log-domain
-iteration and costs about as much per iteration as the plain one.
+iterations at small ε by an order of magnitude. If the last stage is still not done after a few
+hundred iterations (the slow, sublinear phase of Sinkhorn at ε ≲ 1e-4 × max C), it switches to
+Newton steps on the dual solved by conjugate gradients (Brauer et al. 2017), each made of the same
+matrix-vector products. The result is as stable as the log-domain iteration and costs about as
+much per iteration as the plain one.
 """
 from __future__ import annotations
 
@@ -169,11 +172,13 @@ def sinkhorn(x0, x1, eps, a=None, b=None, *, normalize: bool = False, tol: float
         a, b: non-negative weights (n,), (m,) (normalised to sum 1); ``None`` means uniform.
         normalize: divide the cost by its maximum first (``eps`` is then relative to it).
         tol: stop when the L1 marginal error ``‖π1 − a‖₁ + ‖πᵀ1 − b‖₁ ≤ tol``.
-        max_iter: budget of iterations (one iteration = both half-steps), over all stages.
+        max_iter: budget of iterations (one iteration = both half-steps = two matrix-vector
+            products; a conjugate-gradient step of the Newton phase counts as one), over all stages.
         eps_scaling: ``None`` anneals ε only when it is small (ε < 0.002 × max C); ``True``/``False``
             force it on/off; a float q in (0, 1) sets the annealing factor (default 0.1): stages
             ε = max C, q·max C, q²·max C, … down to ``eps``.
-        overrelax: accelerate the final stage by over-relaxation with a safeguarded ω.
+        overrelax: accelerate the final stage by over-relaxation with a safeguarded ω (Newton
+            steps take over if the final stage is slow either way).
         check_every: compute the marginal error every this many iterations (no host sync between).
         on_fail: ``"warn"`` (warn with the error reached, ``converged=False``) or ``"raise"``
             (:class:`SinkhornConvergenceError`). The result is never NaN and never silently the
@@ -265,6 +270,7 @@ def _solve(C, a, b, schedule, tol, max_iter, check_every, overrelax):
     n, m = C.shape
     dt = C.dtype
     tau = 100.0 if dt == torch.float64 else 20.0     # absorb when |log scaling| exceeds tau
+    newton_after, newton_cg = 300, 50                  # final-stage iterations before Newton; CG steps                 # final-stage iterations before Newton; CG steps
     log_a, log_b = torch.log(a), torch.log(b)
     f = torch.zeros(n, dtype=dt, device=C.device)
     g = torch.zeros(m, dtype=dt, device=C.device)
@@ -315,6 +321,12 @@ def _solve(C, a, b, schedule, tol, max_iter, check_every, overrelax):
                 if it >= max_iter:
                     break
                 omega = relax.update(err)
+                if last and k >= newton_after:
+                    # slow (sublinear) phase at small ε: Newton steps on the dual, solved by CG
+                    u, v, n_cg = _newton_step(K, a, b, u, v, err, newton_cg)
+                    it, omega, relax.enabled = it + n_cg, 1.0, False
+                    Ku = K.T @ (a * u)
+                    Kv = K @ (b * v)
                 if big > tau:                # absorb the scalings into the potentials
                     f, g = f + eps * u.log(), g + eps * v.log()
                     K = _kernel(C, f, g, eps)
@@ -381,6 +393,52 @@ class _Relaxation:
                 if new > w + 1e-3:
                     self.omega, self.hist = new, [err]  # measure the new ω from here
         return self.omega
+
+
+def _newton_step(K, a, b, u, v, err, n_cg):
+    """One Newton step on the dual problem (Sinkhorn–Newton, Brauer et al. 2017), inexact by CG.
+
+    With the plan ``P = diag(a û) K̃ diag(b v̂)``, row sums r and column sums c, the Newton
+    direction (z_f, z_g) for the potentials in units of ε solves the Laplacian-like system
+    ``[[diag r, P], [Pᵀ, diag c]] [z_f; z_g] = [a − r; b − c]``; we run ``n_cg`` steps of
+    Jacobi-preconditioned conjugate gradients (two matrix-vector products each), then take the
+    largest step t ∈ {1, ½, ¼, …} that lowers the marginal error: ``û ← û e^{t z_f}``, ``v̂ ← v̂ e^{t z_g}``.
+    Returns (û, v̂, matrix-vector pairs used).
+    """
+    au, bv = a * u, b * v
+
+    def mat(x, y):                       # [[diag r, P], [Pᵀ, diag c]] applied to (x, y)
+        return r * x + au * (K @ (bv * y)), bv * (K.T @ (au * x)) + c * y
+
+    r, c = au * (K @ bv), bv * (K.T @ au)
+    rx, ry = a - r, b - c
+    dr = torch.where(r > 0, 1.0 / r, torch.zeros_like(r))
+    dc = torch.where(c > 0, 1.0 / c, torch.zeros_like(c))
+    x, y = torch.zeros_like(r), torch.zeros_like(c)
+    zx, zy = dr * rx, dc * ry
+    px, py = zx, zy
+    rz = (rx * zx).sum() + (ry * zy).sum()
+    tiny = torch.finfo(r.dtype).tiny
+    for _ in range(n_cg):
+        mx, my = mat(px, py)
+        alpha = rz / ((px * mx).sum() + (py * my).sum()).clamp(min=tiny)
+        x, y = x + alpha * px, y + alpha * py
+        rx, ry = rx - alpha * mx, ry - alpha * my
+        zx, zy = dr * rx, dc * ry
+        rz_new = (rx * zx).sum() + (ry * zy).sum()
+        beta = rz_new / rz.clamp(min=tiny)
+        px, py, rz = zx + beta * px, zy + beta * py, rz_new
+    used = n_cg + 1
+    t = 1.0
+    for _ in range(8):                   # backtracking on the marginal error
+        u2, v2 = u * torch.exp(t * x), v * torch.exp(t * y)
+        e = (a * (u2 * (K @ (b * v2)) - 1)).abs().sum() + (b * (v2 * (K.T @ (a * u2)) - 1)).abs().sum()
+        used += 1
+        e = float(e)
+        if math.isfinite(e) and e < err:
+            return u2, v2, used
+        t /= 2
+    return u, v, used
 
 
 def _kernel(C, f, g, eps):

@@ -1,0 +1,204 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Why latent? Error against sample size, in latent and in pixel space
+#
+# **Aim.** The latent Schrödinger bridge paper argues that its statistical rate depends on the
+# *latent* dimension d*, not on the ambient one. Here we measure the error of generated digits
+# against the number n of target digits the bridge is fitted to, for latent bridges at several d*
+# and for the same bridge on the 64 pixels, over several seeds — and report what the data show.
+#
+# **Contents.** 1. Theory (what rate, for what) · 2. The sweep · 3. Log–log fits with confidence
+# intervals · 4. What holds across seeds (asserts) · 5. Discussion · Exercises.
+
+# %% tags=["parameters"]
+import lsbcore
+
+FAST = lsbcore.is_fast()
+NS = [25, 100, 400] if FAST else [25, 50, 100, 200, 400, 700]   # target digits used to fit the bridge
+SEEDS = [0, 1] if FAST else [0, 1, 2]
+DIMS = [2, 8, 16] if FAST else [2, 4, 8, 16]                      # latent dimensions (shipped autoencoders)
+STEPS = 50                                                        # Euler–Maruyama steps
+SIGMA, DELTA = 1.0, 0.01
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from lsbcore import latent as L
+
+torch.set_num_threads(1)  # tiny networks: one thread is fastest and never oversubscribes a shared CPU
+
+
+def loglog(ax):
+    """Log–log axes with plain tick labels (n on x, the error on y)."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(NS)
+    ax.set_xticklabels([str(n) for n in NS])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 7.0)))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+# %% [markdown]
+# ## 1. Theory: which rate, of what
+#
+# The end-to-end bound (theory.md §3) splits W2(generated, target) into
+# (i) the pre-training error of the encoder–decoder, shift included, which **does not shrink with n**;
+# (ii) Lip(D) × [early stopping ~ σ√(δ d*) + drift estimation + discretisation]. Only the drift
+# estimation term depends on n, and the paper's claim (reported elsewhere as Õ(n^{−1/(6(d*+3))});
+# *unverified*) is that it depends on d*, not on the pixel dimension 64.
+#
+# A basic fact sets expectations: the W2 distance between n samples and their law decays like
+# n^{−1/k} for data of intrinsic dimension k > 4 — and digits have a small intrinsic dimension *whether
+# we look at codes or at pixels*. So an honest experiment must separate what the latent space changes
+# (the dimension the bridge works in, the noise it adds, the decoder's floor) from what it does not.
+#
+# **Which bridge.** We use the reverse-heat-flow bridge with a Föllmer start and its **exact
+# empirical drift** (notebook 03). It needs no training, which makes a sweep over n and seeds cheap.
+# Be clear about what that means: with an exact empirical drift and small δ, the bridge returns
+# noisy copies of the n training codes (it *memorises*), i.e. it behaves like a kernel smoother of
+# p̂_n with bandwidth σ√δ. Its "estimation error" is therefore the distance between the empirical
+# measure of n training digits and the target law, plus smoothing. A learned drift adds a network
+# approximation error on top; we do not sweep that here (exercise 2).
+
+# %% [markdown]
+# ## 2. The sweep
+#
+# For every space (latent d* ∈ DIMS with the shipped autoencoders pre-trained under a 1-pixel
+# translation shift, and pixels), every n and every seed (the seed picks *which* n target digits and
+# the sampler noise), generate 397 digits and score them against the 397 held-out test digits:
+# Fréchet digits distance (FDD), pixel W2 (POT), and the latent W2 between generated codes and encoded
+# test digits (the bridge's own error, measured where it works).
+
+# %%
+clf = L.shipped_classifier()
+spaces = {f"latent d*={d}": L.shipped_autoencoder(d) for d in DIMS}
+spaces["pixels (64-D)"] = L.PixelSpace()
+rows = L.sample_size_sweep(spaces, NS, SEEDS, clf, sigma=SIGMA, delta=DELTA, steps=STEPS)
+floors = {name: L.real_digits_floor(clf, ae) for name, ae in spaces.items() if name != "pixels (64-D)"}
+floor_real = L.real_digits_floor(clf)
+print(f"{len(rows)} runs, {sum(r['seconds'] for r in rows):.0f} s of generation")
+
+
+# %%
+def table(metric):
+    """(space → array (seeds, len(NS))) of one metric."""
+    return {name: np.array([[next(r[metric] for r in rows if r["space"] == name and r["n"] == n and r["seed"] == s)
+                             for n in NS] for s in SEEDS]) for name in spaces}
+
+
+fdd, w2, lw2 = table("fdd"), table("w2"), table("latent_w2")
+n_grid = np.tile(NS, (len(SEEDS), 1))
+fits = {(m, name): L.loglog_fit(n_grid, tab[name]) for m, tab in (("FDD", fdd), ("W2", w2), ("latent W2", lw2))
+        for name in spaces}
+
+# %% [markdown]
+# ## 3. Log–log plots and fits
+#
+# Lines: mean over seeds; bands: min–max over seeds; dotted: the pooled least-squares fit
+# log err = a + b log n. Horizontal lines: real digits scored the same way (the floor at this
+# sample size) and, for latent spaces, the autoencoder's reconstructions D(E(x)) (the pre-training floor).
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+for ax, (m, tab) in zip(axes, (("FDD", fdd), ("W2", w2))):
+    for k, name in enumerate(spaces):
+        e = tab[name]
+        ax.fill_between(NS, e.min(0), e.max(0), color=f"C{k}", alpha=0.2)
+        ax.plot(NS, e.mean(0), "o-", color=f"C{k}", label=f"{name}: slope {fits[m, name]['slope']:.2f}")
+        f = fits[m, name]
+        ax.plot(NS, np.exp(f["intercept"]) * np.array(NS, float) ** f["slope"], ":", color=f"C{k}")
+        if name in floors:
+            key = "reconstruction_fdd" if m == "FDD" else "reconstruction_w2"
+            ax.axhline(floors[name][key], color=f"C{k}", ls="--", lw=0.8)
+    ax.axhline(floor_real["fdd" if m == "FDD" else "w2"], color="k", ls=":", lw=1, label="real digits (floor)")
+    loglog(ax)
+    ax.set_xlabel("n (target digits used to fit the bridge)")
+    ax.set_ylabel(f"{m} to held-out digits")
+    ax.set_title(f"{m} vs n (dashed: reconstruction floor per d*)")
+    ax.legend(fontsize=7)
+plt.show()
+
+# %%
+fig, ax = plt.subplots(figsize=(5.5, 4), constrained_layout=True)
+for k, name in enumerate(spaces):
+    if name in floors:
+        e = lw2[name]
+        ax.fill_between(NS, e.min(0), e.max(0), color=f"C{k}", alpha=0.2)
+        ax.plot(NS, e.mean(0), "o-", color=f"C{k}", label=f"{name}: slope {fits['latent W2', name]['slope']:.2f}")
+loglog(ax)
+ax.set_xlabel("n (target codes used to fit the bridge)")
+ax.set_ylabel("latent W2 (generated codes vs encoded test digits)")
+ax.set_title("the bridge's own error, measured in its latent space")
+ax.legend(fontsize=7)
+plt.show()
+
+# %%
+print(f"{'metric':10s} {'space':16s} {'slope':>7s}   95% CI (over seeds)")
+for (m, name), f in fits.items():
+    print(f"{m:10s} {name:16s} {f['slope']:7.3f}   ({f['ci'][0]:.3f}, {f['ci'][1]:.3f})")
+
+# %% [markdown]
+# ## 4. What holds across seeds
+#
+# We assert only what held for every seed in our runs (fast and full sizes):
+#
+# 1. For d* ≥ 8 and for pixels, more data helps: for every seed both FDD and W2 at the largest n
+#    are below their values at the smallest n.
+# 2. The latent error stops falling near the autoencoder's reconstruction floor: at the largest n,
+#    the latent FDD is within a factor 2 of D(E(x))'s FDD for d* ≥ 8 — the pre-training error, not
+#    the bridge, dominates.
+# 3. In pixel W2, the d* = 16 latent bridge is below the pixel bridge at the smallest n for every
+#    seed: with few samples, the latent bridge's samples are closer to the test digits.
+
+# %%
+big = [name for name in spaces if name != "latent d*=2" and name != "latent d*=4"]
+for name in big:
+    assert (fdd[name][:, -1] < fdd[name][:, 0]).all() and (w2[name][:, -1] < w2[name][:, 0]).all(), name
+for name in big:
+    if name in floors:
+        assert fdd[name][:, -1].mean() < 2 * floors[name]["reconstruction_fdd"], name
+assert (w2["latent d*=16"][:, 0] < w2["pixels (64-D)"][:, 0]).all()
+
+# %% [markdown]
+# ## 5. Discussion: what the data show
+#
+# - **No clean "latent rate beats pixel rate".** With exact empirical drifts the pixel bridge keeps
+#   improving with n (its samples are noisy copies of real digits), while the latent bridges flatten
+#   at the decoder's reconstruction floor. Fitted slopes over n are therefore *flatter* in latent
+#   space: the measured curve mixes an n-independent bias (pre-training, shift included) with the
+#   n-dependent estimation error, and the bias wins at large n. The confidence intervals over
+#   few seeds are wide; read them before reading the slopes.
+# - **Where latent helps here.** At small n, the latent bridges with d* ≥ 8 give lower pixel W2 than
+#   the pixel bridge (the bridge's noise lives in d* directions that the decoder maps onto the digit
+#   manifold, instead of 64 pixel directions). Notebook 03 shows the other place: a *learned* bridge
+#   at equal training budget is much better in latent space.
+# - **d* is a trade-off.** d* = 2 has a high reconstruction floor (the curve barely moves);
+#   larger d* lowers the floor but the latent W2 of the bridge itself decays more slowly in n — the
+#   dimension dependence the theory is about, visible in the latent-W2 plot.
+# - **What we did not verify.** The paper's rate Õ(n^{−1/(6(d*+3))}) is a bound; these slopes are
+#   neither a proof nor a refutation of it. The exact drift used here makes the sweep cheap but
+#   is not the estimator the bound is about.
+#
+# ## Exercises
+# 1. Separate bias from estimation: replace the held-out test digits by their reconstructions
+#    D(E(x_test)) as the reference for latent spaces and refit the slopes.
+# 2. Redo the sweep with a learned drift (`method="heat-learned"`, fixed training steps) for
+#    d* = 8 and pixels at n ∈ {50, 200, 700}. Which space needs fewer samples for the same FDD?
+# 3. Increase δ to 0.1 (more smoothing). What happens to the pixel curve's slope, and why?
