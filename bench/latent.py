@@ -76,7 +76,7 @@ def main(argv=None):
     print("-" * len(head))
     for name in lat:
         (fl, gl), (fp, gp) = lat[name], pix[name]
-        rf = f"{fp / fl:6.2f}" if fl > 1e-3 else "   n/a"
+        rf = f"{fp / fl:6.2f}" if min(fl, fp) > 0.1 else "   n/a"
         print(f"{name:38s} | {fl:9.2f}s {fp:9.2f}s {rf} | {gl:9.2f}s {gp:9.2f}s {gp / gl:6.2f}")
     print("\n'fit' of the exact bridges is only building the object (no training); ratio = pixel / latent time.")
 

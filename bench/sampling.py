@@ -8,7 +8,9 @@ Euler–Maruyama for 100 steps on a batch of 2-D points, three ways, side by sid
   torchsde  torchsde.sdeint(sde, x, ts=[0, 1], method="euler", dt=1/100)
 
 Everything runs under torch.no_grad. Each measurement is repeated and the median reported; the three
-are interleaved so that load from other processes hits them alike. Targets: lsbcore within 1.15× of
+are interleaved so that load from other processes hits them alike. On a CPU the clock is the process's
+CPU time (one thread by default), which other processes' load barely disturbs; on a GPU, wall time
+with synchronisation. Targets: lsbcore within 1.15× of
 the bare cost at every batch size, ≥ 1.5× faster than torchsde at batch 10k, never slower at 100k.
 
     python bench/sampling.py            # batch 10k and 100k, 5 repeats
@@ -65,12 +67,12 @@ def _sync(dev):
         torch.cuda.synchronize()
 
 
-def _time(fn, dev) -> float:
+def _time(fn, dev, clock) -> float:
     _sync(dev)
-    t0 = time.perf_counter()
+    t0 = clock()
     fn()
     _sync(dev)
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
 def main(argv=None):
@@ -81,6 +83,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (1 by default: on a shared machine extra threads spin and add noise)")
     ap.add_argument("--device", default=None, help="cpu / cuda (default: lsbcore.device())")
+    ap.add_argument("--clock", choices=("auto", "cpu", "wall"), default="auto",
+                    help="auto: CPU time of this process on a CPU device (insensitive to other processes' "
+                         "load on a shared machine), wall time on a GPU")
     args = ap.parse_args(argv)
     import torchsde
 
@@ -88,11 +93,14 @@ def main(argv=None):
     dev = lsbcore.device(args.device)
     batches = (2_000, 20_000) if args.quick else (10_000, 100_000)
     repeats = args.repeats or (3 if args.quick else 5)
+    use_cpu_clock = args.clock == "cpu" or (args.clock == "auto" and dev.type == "cpu")
+    clock = time.process_time if use_cpu_clock else time.perf_counter
     net = TimeMLP(2, width=args.width, depth=3, seed=0).to(dev).eval()
     bridge, sde = NetBridge(net), NetSDE(net)
     print(f"device={dev}  threads={torch.get_num_threads()}  torch {torch.__version__}  torchsde {torchsde.__version__}")
     print(f"drift: TimeMLP(dim=2, width={args.width}, depth=3); Euler–Maruyama, {STEPS} steps, σ={SIGMA}; "
-          f"median of {repeats} interleaved repeats, torch.no_grad")
+          f"median of {repeats} interleaved repeats, torch.no_grad; clock: "
+          f"{'process CPU time' if use_cpu_clock else 'wall time'}")
     rows = []
     with torch.no_grad():
         for n in batches:
@@ -116,7 +124,7 @@ def main(argv=None):
             times = {k: [] for k in fns}
             for _ in range(repeats):
                 for k, fn in fns.items():
-                    times[k].append(_time(fn, dev))
+                    times[k].append(_time(fn, dev, clock))
             med = {k: statistics.median(v) for k, v in times.items()}
             rows.append((n, med))
 

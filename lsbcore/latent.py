@@ -251,7 +251,7 @@ def train_classifier(*, steps: int = 2000, batch_size: int = 128, lr: float = 2e
 
 
 def classifier_accuracy(classifier: DigitsClassifier, split: str = "test") -> float:
-    """Fraction of the held-out digits of ``split`` that ``classifier`` labels correctly."""
+    """Fraction of the held-out digits of ``split`` that ``classifier`` labels correctly (Notebook 03 §2)."""
     x, y = load_digits(split, device=next(classifier.parameters()).device)
     with torch.no_grad():
         return float((classifier(x).argmax(1) == y).float().mean())
@@ -259,7 +259,7 @@ def classifier_accuracy(classifier: DigitsClassifier, split: str = "test") -> fl
 
 # ------------------------------------------------------------------------- checkpoints & manifest
 def sha256_file(path) -> str:
-    """Hex sha256 of a file's bytes."""
+    """Hex sha256 of a file's bytes (the sums of data/MANIFEST.json; Notebook 03 §2)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 16), b""):
@@ -268,7 +268,7 @@ def sha256_file(path) -> str:
 
 
 def write_manifest(data_dir=DATA_DIR) -> dict:
-    """Record the sha256 of every ``*.pt`` file of ``data_dir`` in ``data_dir/MANIFEST.json``."""
+    """Record the sha256 of every ``*.pt`` file of ``data_dir`` in ``data_dir/MANIFEST.json`` (Notebook 03 §2)."""
     data_dir = Path(data_dir)
     sums = {p.name: sha256_file(p) for p in sorted(data_dir.glob("*.pt"))}
     (data_dir / MANIFEST_NAME).write_text(json.dumps(sums, indent=2, sort_keys=True) + "\n")
@@ -276,7 +276,10 @@ def write_manifest(data_dir=DATA_DIR) -> dict:
 
 
 def verify_file(path, data_dir=None) -> Path:
-    """Check ``path`` against the manifest of its directory (or ``data_dir``); raise ChecksumError if not."""
+    """Check ``path`` against the manifest of its directory (or ``data_dir``); raise ChecksumError if not.
+
+    Notebook 03 §2 (shipped checkpoints).
+    """
     path = Path(path)
     data_dir = Path(data_dir) if data_dir is not None else path.parent
     manifest = data_dir / MANIFEST_NAME
@@ -296,7 +299,7 @@ def verify_file(path, data_dir=None) -> Path:
 
 
 def save_checkpoint(model: nn.Module, path, *, what: str) -> Path:
-    """Save ``{"what", "config", "state"}`` (plain dicts of tensors, ints, floats, strings)."""
+    """Save ``{"what", "config", "state"}`` (plain dicts of tensors, ints, floats, strings); Notebook 03 §2."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -337,7 +340,7 @@ def load_checkpoint(name_or_path, *, data_dir=DATA_DIR, verify: bool = True, dev
 
 def shipped_autoencoder(latent_dim: int = 8, *, kind: str = "ae", shift: float = 1.0, data_dir=DATA_DIR,
                         device=None) -> Autoencoder:
-    """The shipped autoencoder for this d*, kind and translation shift (see ``SHIPPED``)."""
+    """The shipped autoencoder for this d*, kind and translation shift (see ``SHIPPED``; Notebook 03 §2)."""
     name = checkpoint_name(latent_dim, kind=kind, shift=shift)
     if name not in SHIPPED:
         raise ValueError(f"no shipped checkpoint for latent_dim={latent_dim}, kind={kind!r}, shift={shift}; "
@@ -346,10 +349,12 @@ def shipped_autoencoder(latent_dim: int = 8, *, kind: str = "ae", shift: float =
 
 
 def shipped_classifier(*, data_dir=DATA_DIR, device=None) -> DigitsClassifier:
+    """The shipped digits classifier of the Fréchet digits distance (Notebook 03 §2)."""
     return load_checkpoint("classifier.pt", data_dir=data_dir, device=device)
 
 
 def checkpoint_name(latent_dim: int, *, kind: str = "ae", shift: float = 1.0) -> str:
+    """File name of a shipped autoencoder, e.g. ``ae_d8_shift1.pt`` (Notebook 03 §2)."""
     return f"{kind}_d{latent_dim}_shift{shift:g}.pt"
 
 
@@ -364,7 +369,7 @@ def rebuild_data(data_dir=DATA_DIR, *, steps: Optional[int] = None, names: Optio
     """Retrain every shipped checkpoint on CPU from fixed seeds, save it and rewrite the manifest.
 
     ``steps`` overrides the training length (tests use a tiny value); ``names`` restricts to some files.
-    Returns the manifest. Run as ``python -m lsbcore rebuild-data``.
+    Returns the manifest. Run as ``python -m lsbcore rebuild-data`` (data/README.md; Notebook 03 §2).
     """
     data_dir = Path(data_dir)
     todo = list(names) if names is not None else [*SHIPPED, "classifier.pt"]
@@ -690,12 +695,13 @@ def generate_digits(autoencoder, method: str = "heat-follmer", n: int = 397, *, 
 
     from .metrics import w2
 
-    x, _ = load_digits("target")
+    dev = next(iter(autoencoder.buffers())).device
+    x, _ = load_digits("target", device=dev)
     if n_fit is not None:
         n_fit = check_int(n_fit, "n_fit", minimum=2)
         if n_fit > x.shape[0]:
             raise ValueError(f"n_fit must be ≤ {x.shape[0]} (the target split), got {n_fit}")
-        x = x[torch.randperm(x.shape[0], generator=generator(seed))[:n_fit]]
+        x = x[torch.randperm(x.shape[0], generator=generator(seed)).to(dev)[:n_fit]]
     tic = time.perf_counter()
     with torch.no_grad():
         points = autoencoder.encode(x)
@@ -706,7 +712,7 @@ def generate_digits(autoencoder, method: str = "heat-follmer", n: int = 397, *, 
     out = dict(method=method, kind=getattr(autoencoder, "kind", "?"), latent_dim=points.shape[1], n_fit=x.shape[0],
                codes=res.x, images=images, traj=res.traj, points=points, seconds=time.perf_counter() - tic)
     if classifier is not None:
-        test, _ = load_digits("test")
+        test, _ = load_digits("test", device=dev)
         out.update(evaluate_digits(images, classifier, reference=test))
         with torch.no_grad():
             out["latent_w2"] = w2(res.x[: test.shape[0]], autoencoder.encode(test))
@@ -722,9 +728,10 @@ def real_digits_floor(classifier: DigitsClassifier, autoencoder=None, n: int = 3
     """
     from .metrics import w2
 
-    x, _ = load_digits("target")
+    dev = next(classifier.parameters()).device
+    x, _ = load_digits("target", device=dev)
     x = x[: check_int(n, "n", minimum=2)]
-    test, _ = load_digits("test")
+    test, _ = load_digits("test", device=dev)
     out = evaluate_digits(x, classifier, reference=test)
     if autoencoder is not None:
         with torch.no_grad():

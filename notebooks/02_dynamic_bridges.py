@@ -170,13 +170,14 @@ for c in ("independent", "sinkhorn"):
     assert err < tol
 
 # %%
-fig, axes = new_axes(4, nrows=2, size=2.6, sharex=True, sharey=True)
+fig, axes = new_axes(4, nrows=2, size=2.6)
 for row, c in enumerate(("independent", "sinkhorn")):
     a, b = couple(x0, x1, c, sigma=sigma_mix, seed=SEED)
     for col, t in enumerate((0.0, 0.33, 0.67, 1.0)):
         ax = axes[4 * row + col]
         scatter2d(brownian_bridge_sample(a, b, t, sigma=sigma_mix, seed=SEED), ax, s=1,
                   title=f"{c}, t = {t:.2f}")
+        ax.set(xlim=(-7, 7), ylim=(-7, 7))
 fig.suptitle("Mixtures of Brownian bridges (σ = 0.5): independent pairs vs the Sinkhorn plan")
 plt.show()
 
@@ -241,7 +242,7 @@ for name, xf in finals.items():
     assert d < 3 * floor + 0.1  # sampling error + Euler–Maruyama's O(h) + drift error
 
 # %%
-fig, axes = new_axes(3, size=3.2, sharex=True, sharey=True)
+fig, axes = new_axes(3, size=3.2)
 for ax, (name, xf) in zip(axes, finals.items()):
     scatter2d(mu.sample(N, seed=SEED + 4), ax, s=2, alpha=0.3, color="C2", label="μ")
     scatter2d(xf, ax, s=2, color="C1", label="X_1", title=f"Föllmer, {name} drift")
@@ -300,12 +301,14 @@ assert stats["sinkhorn"]["straightness"] < 0.5 * stats["independent"]["straightn
 assert stats["sinkhorn"]["W2 ODE (NFE 20)"].w2 < stats["independent"]["W2 ODE (NFE 20)"].w2
 
 # %%
-fig, axes = new_axes(2, size=4.0, sharex=True, sharey=True)
+fig, axes = new_axes(2, size=4.0)
 for ax, c in zip(axes, matched):
-    scatter2d(x_start, ax, s=2, alpha=0.3, color="C0")
+    scatter2d(target.sample(N, seed=SEED + 9), ax, s=2, alpha=0.2, color="C2", label="target")
+    scatter2d(x_start, ax, s=2, alpha=0.3, color="C0", label="start")
     paths2d(stats[c]["ode"].traj, ax, n_paths=60, path_alpha=0.5,
             title=f"{c}: straightness {stats[c]['straightness']:.2f}")
-fig.suptitle("Probability-flow ODE paths of the learned bridges (Heun, 10 steps)")
+axes[0].legend(loc="upper left", fontsize=8, markerscale=4)
+fig.suptitle("Probability-flow ODE paths of the learned bridges (Heun, 10 steps; orange: X_1)")
 plt.show()
 
 # %% [markdown]
@@ -356,17 +359,20 @@ assert w2_l["ode"][1] < 1.1 * min(w2_l["ode"])
 
 # %%
 fig, axes = new_axes(2, size=3.8)
-axes[0].loglog(nfes, err["sde"], "o-", label="SDE (Euler–Maruyama)")
-axes[0].loglog(nfes, err["ode"], "s-", label="ODE (Heun)")
+axes[0].plot(nfes, err["sde"], "o-", label="SDE (Euler–Maruyama)")
+axes[0].plot(nfes, err["ode"], "s-", label="ODE (Heun)")
 axes[0].axhline(floor_g, color="0.5", ls="--", label="noise floor")
 axes[0].set_title("Gaussian SB (exact drift)")
 axes[0].set_ylabel("Bures–W2 to the target")
-axes[1].semilogx(nfes_l, w2_l["sde"], "o-", label="SDE (Euler–Maruyama)")
-axes[1].semilogx(nfes_l, w2_l["ode"], "s-", label="ODE (Heun)")
+axes[1].plot(nfes_l, w2_l["sde"], "o-", label="SDE (Euler–Maruyama)")
+axes[1].plot(nfes_l, w2_l["ode"], "s-", label="ODE (Heun)")
 axes[1].axhline(floor_l, color="0.5", ls="--", label="noise floor")
 axes[1].set_title("Learned bridge, Sinkhorn coupling")
 axes[1].set_ylabel("W2 to a target sample")
-for ax in axes:
+for ax, ticks in zip(axes, (nfes, nfes_l)):
+    ax.set_xscale("log")
+    ax.set_xticks(ticks, [str(n) for n in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("NFE (network / drift evaluations)")
     ax.legend(fontsize=8)
 fig.suptitle("Sample quality against the number of function evaluations")

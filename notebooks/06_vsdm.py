@@ -55,10 +55,10 @@ import torch
 from scipy.integrate import solve_ivp
 
 from lsbcore import widgets as W
-from lsbcore.bridges.vsdm import (VSDM, LinearForward, evaluate, histogram_error,
+from lsbcore.bridges.vsdm import (VSDM, LinearForward, evaluate,
                                   ou_gaussian_bridge_moments, train_vsdm)
 from lsbcore.marginals import checkerboard, spiral
-from lsbcore.plotting import new_axes, paths2d, scatter2d
+from lsbcore.plotting import new_axes, scatter2d
 from lsbcore.reference import VP
 from lsbcore.sde import sample
 
@@ -170,7 +170,8 @@ class GaussianEps(torch.nn.Module):
 m, S = torch.tensor([1.0, -2.0], dtype=torch.float64), torch.tensor([[0.6, 0.25], [0.25, 0.4]], dtype=torch.float64)
 ou = LinearForward(2, beta_min=4.0, beta_max=4.0)
 exact = VSDM(ou, GaussianEps(ou, m, S))
-Phi1, Sig1 = ou.transition(torch.ones(1, dtype=torch.float64))
+with torch.no_grad():
+    Phi1, Sig1 = ou.transition(torch.ones(1, dtype=torch.float64))
 m1, C1 = Phi1[0] @ m, Phi1[0] @ S @ Phi1[0].T + Sig1[0]
 n = 2000
 x1 = m1 + torch.randn(n, 2, generator=torch.Generator().manual_seed(SEED), dtype=torch.float64) @ torch.linalg.cholesky(C1).T

@@ -234,7 +234,7 @@ def test_dsm_loss_is_minimal_at_the_exact_noise_predictor():
 
     losses = {}
     for scale in (0.9, 1.0, 1.1):
-        losses[scale] = float(decoder_dsm_loss(ScaledEps(scale), enc, data, seed=5))
+        losses[scale] = float(decoder_dsm_loss(ScaledEps(scale), enc, data, seed=5).detach())
     assert losses[1.0] < losses[0.9] and losses[1.0] < losses[1.1]
 
 

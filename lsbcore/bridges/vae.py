@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 import torch
@@ -129,7 +128,9 @@ def _expm(t: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
 
 
 def cholesky(S: torch.Tensor) -> torch.Tensor:
-    """Cholesky factor of an SPD matrix or batch (n, d, d); a batch of one takes the unbatched path."""
+    """Cholesky factor of an SPD matrix or batch (n, d, d); a batch of one takes the unbatched path.
+
+    Used by the samplers of notebooks 05 and 06 at every step."""
     if S.ndim == 3 and S.shape[0] == 1:
         return torch.linalg.cholesky(S[0])[None]
     return torch.linalg.cholesky(S)
@@ -242,6 +243,9 @@ class LinearSBVAE:
         return float(gaussian_kl(m[0], S[0], torch.zeros(self.dim, dtype=_DT), self.prior_var * self._eye))
 
     def _quad(self, t_min: float = 0.0):
+        t_min = check_positive(t_min, "t_min", allow_zero=True)
+        if t_min >= self.T:
+            raise ValueError(f"t_min must be < T = {self.T}, got {t_min}")
         t, w = _legendre(t_min, self.T, self.n_quad)
         return t, w
 
@@ -528,7 +532,7 @@ def train_sbvae(data, *, schedule: str = "staged", decoder_steps: int = 2000, ma
 
     if schedule not in ("joint", "staged"):
         raise ValueError(f"schedule must be 'joint' or 'staged', got {schedule!r}")
-    data = check_points(data, "data", dim=2) if data.shape[-1] == 2 else check_points(data, "data")
+    data = check_points(data, "data")
     decoder_steps = check_int(decoder_steps, "decoder_steps", minimum=0)
     max_encoder_steps = check_int(max_encoder_steps, "max_encoder_steps", minimum=0)
     batch = check_int(batch, "batch")

@@ -113,7 +113,7 @@ class LinearForward(nn.Module):
         """``(t, Φ, L)`` on a uniform grid of ``n_grid`` times in [t_min, 1] (L: Cholesky factor of Σ_t).
 
         Cached until a parameter changes (in-place optimiser steps bump the parameters' versions), so
-        training draws X_t by table look-up instead of a matrix exponential per sample.
+        training draws X_t by table look-up instead of a matrix exponential per sample. Notebook 06 §"Training".
         """
         key = (float(t_min), int(n_grid)) + self._key()
         if getattr(self, "_table_key", None) != key:

@@ -11,6 +11,8 @@ right at a time. With ``K = exp(−C/ε)``, ``u = exp(f/ε)``, ``v = exp(g/ε)``
 
     u ← 1 / (K (b·v)),        v ← 1 / (Kᵀ (a·u))
 
+(the textbook form ``u ← a / (K v)``, ``v ← b / (Kᵀ u)`` with ``π = diag(u) K diag(v)`` is the
+same iteration with the weights folded into u and v),
 or, in the log domain that never under- or overflows,
 
     f_i ← −ε log Σ_j b_j exp((g_j − C_ij) / ε),     g_j ← −ε log Σ_i a_i exp((f_i − C_ij) / ε)
@@ -270,7 +272,7 @@ def _solve(C, a, b, schedule, tol, max_iter, check_every, overrelax):
     n, m = C.shape
     dt = C.dtype
     tau = 100.0 if dt == torch.float64 else 20.0     # absorb when |log scaling| exceeds tau
-    newton_after, newton_cg = 300, 50                  # final-stage iterations before Newton; CG steps                 # final-stage iterations before Newton; CG steps
+    newton_after, newton_cg = 300, 50                  # final-stage iterations before Newton; CG steps
     log_a, log_b = torch.log(a), torch.log(b)
     f = torch.zeros(n, dtype=dt, device=C.device)
     g = torch.zeros(m, dtype=dt, device=C.device)
