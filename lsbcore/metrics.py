@@ -191,7 +191,7 @@ def _gaussian(mean, cov, name: str, d: int | None = None):
 def bures_w2(m0, S0, m1, S1) -> float:
     """W2 between N(m0, S0) and N(m1, S1) in closed form (the Bures–Wasserstein distance):
 
-    ``W2² = ‖m0 − m1‖² + tr S0 + tr S1 − 2 tr (S0^{1/2} S1 S0^{1/2})^{1/2}``. Notebook 02 §"Brownian bridges".
+    ``W2² = ‖m0 − m1‖² + tr S0 + tr S1 − 2 tr (S0^{1/2} S1 S0^{1/2})^{1/2}``. Notebook 02 §"SDE vs ODE sampling".
     """
     m0, S0 = _gaussian(m0, S0, "first Gaussian's")
     m1, S1 = _gaussian(m1, S1, "second Gaussian's", d=m0.shape[0])
@@ -205,7 +205,7 @@ def bures_w2_to_gaussian(x, mean, cov) -> float:
     """:func:`bures_w2` between N(sample mean, sample covariance) of ``x`` and N(mean, cov).
 
     Only the first two moments of ``x`` count: a quick, size-free check for Gaussian targets.
-    Notebook 02 §"Brownian bridges".
+    Notebook 02 §"Schrödinger–Föllmer".
     """
     x = check_points(x, "x")
     if x.shape[0] < 2:

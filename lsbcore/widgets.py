@@ -78,7 +78,7 @@ def bridge_mixture_explorer(x0, x1, *, sigma: float = 0.5, coupling: str = "inde
         scatter2d(b, ax, s=2, alpha=0.25, color="C2", label="X1")
         paths2d(paths.traj, ax, upto=round(tt * steps), n_paths=k, s=0)
         scatter2d(xt, ax, s=4, alpha=0.6, color="C1", label="X_t",
-                  title=f"Mixture of Brownian bridges at t = {tt:.2f} ({c}, σ = {s:.2f})")
+                  title=f"Mixture of Brownian bridges\nt = {tt:.2f}, {c} coupling, σ = {s:.2f}")
         ax.legend(loc="upper right", fontsize=8, markerscale=3)
         box.figure = fig
         _show(out, fig)
@@ -155,7 +155,7 @@ def sampler_explorer(bridges, x_start, *, target=None, method: str = "sde", step
                 pts = target if isinstance(target, torch.Tensor) else target.sample(x_start.shape[0], seed=seed)
                 scatter2d(pts, ax, s=2, alpha=0.2, color="C2", label="target")
             paths2d(r.traj, ax, upto=k, n_paths=n_paths,
-                    title=f"{name}: {m.upper()} with {n} steps, at t = {float(r.times[k]):.2f}")
+                    title=f"{name}\n{m.upper()} with {n} steps, at t = {float(r.times[k]):.2f}")
         box.figure = fig
         _show(out, fig)
 

@@ -237,8 +237,9 @@ plt.show()
 # What to read off: the encoder's prior loss flattens within a hundred-odd steps, so the
 # encoder-first schedule spends far fewer encoder steps than joint training (which keeps updating the
 # encoder for the whole run), and it took less wall time. The W2 comparison is printed above for
-# this run; in the runs made while writing this notebook the encoder-first schedule also reached a
-# lower W2, but we checked too few seeds to call that a rule, so we only assert the compute saving.
+# this run. In short runs with seeds 0, 1 and 2 (fast size) the W2 winner changed from seed to seed
+# (encoder-first won for seeds 0 and 2, joint for seed 1) by margins of the order of the noise floor's
+# own spread, so the honest summary is: **same quality, less compute**. We assert only the saving.
 
 # %%
 assert runs["staged"].encoder_steps < runs["joint"].encoder_steps

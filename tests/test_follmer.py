@@ -9,7 +9,14 @@ from lsbcore.bridges.follmer import (EmpiricalFollmer, FollmerMC, empirical_foll
 from lsbcore.marginals import GaussianMixture
 from lsbcore.sde import sample
 
-torch.set_default_dtype(torch.float32)
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny tensors: intra-op threads only contend on a shared 2-core machine (5× slower here)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def _gen(seed):

@@ -238,7 +238,7 @@ def test_gaussian_bridge_marginals_match_closed_form(method):
     S0 = torch.tensor([[1.0, 0.3], [0.3, 0.5]], dtype=torch.float64)
     S1 = torch.tensor([[0.6, -0.2], [-0.2, 1.5]], dtype=torch.float64)
     gb = GaussianBridge(torch.tensor([-1.0, 0.0]), S0, torch.tensor([2.0, 1.0]), S1, sigma=0.8)
-    n, steps = 20_000, 50
+    n, steps = 10_000, 50
     x0 = torch.randn(n, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) @ torch.linalg.cholesky(S0).T
     x0 = x0 + torch.tensor([-1.0, 0.0], dtype=torch.float64)
     r = sample(gb, x0, method=method, steps=steps, keep_traj=True, seed=1)

@@ -35,7 +35,7 @@ VOILA_NOTEBOOKS = [] if _voila == "none" else [
     p for p in NOTEBOOKS if any(p.name.startswith(k.strip()) for k in _voila.split(",") if k.strip())
 ] or NOTEBOOKS[:1]
 WORKERS = max(1, int(os.environ.get("LSB_UI_WORKERS", "2")))
-TIER_TIMEOUT = float(os.environ.get("LSB_UI_TIER_TIMEOUT", "900"))  # seconds, whole tier
+TIER_TIMEOUT = float(os.environ.get("LSB_UI_TIER_TIMEOUT", "1100"))  # seconds, whole tier
 
 pytestmark = pytest.mark.ui
 
@@ -61,15 +61,16 @@ def _pick(controls):
     return picks
 
 
-def _exercise_panels(page, *, lab: bool, expected: bool = True) -> tuple[list[str], int]:
-    """Move controls of every panel; return the problems found (none when all is well), #panels.
+def _exercise_panels(page, *, lab: bool, expected: bool = True) -> tuple[list[str], str]:
+    """Move controls of every panel; return the problems found (none when all is well) and a
+    summary (panels, controls moved).
 
     ``expected``: the notebook's source builds widgets, so finding no panel is a failure.
     """
     n_panels = len(ui.find_panels(page))
     if not n_panels:
-        return (["no widget panel with lsb-* controls found"] if expected else []), 0
-    problems = []
+        return (["no widget panel with lsb-* controls found"] if expected else []), "0 panels"
+    problems, moved = [], []
     for i in range(n_panels):
         panels = ui.find_panels(page)  # again: a callback may have re-rendered the page's widgets
         if i >= len(panels):
@@ -91,7 +92,8 @@ def _exercise_panels(page, *, lab: bool, expected: bool = True) -> tuple[list[st
             changed, how = ui.wait_panel_change(page, where, before, lab=lab, busy_before=busy)
             if not changed:
                 problems.append(f"panel {i} .{c['cls']} ({c['kind']}): {how}")
-    return problems, n_panels
+            moved.append(c["cls"])
+    return problems, f"{n_panels} panel(s), moved {' '.join(moved)}"
 
 
 def _kernel_problems(page) -> list[str]:
@@ -117,11 +119,11 @@ def _check_in_lab(browser, lab: dict, src: Path) -> dict:
         problems += [f"widget display: {b}" for b in ui.widget_errors(page)]
         if not problems:
             expected = "widgets" in src.read_text()  # lsbcore.widgets or ipywidgets
-            more, n_panels = _exercise_panels(page, lab=True, expected=expected)
+            more, info = _exercise_panels(page, lab=True, expected=expected)
             problems += more + _kernel_problems(page)
             problems += [f"widget display: {b}" for b in ui.widget_errors(page)]
-            info = f"{n_panels} panel(s)"
-        info = f"open+run-all {t_run:.1f} s, total {time.monotonic() - t0:.1f} s, {info}"
+        info = (f"open+run-all {t_run:.1f} s, total {time.monotonic() - t0:.1f} s, {info}; "
+                f"slowest: {ui.lab_slowest_cells(page)}")
     except Exception as e:  # a timeout or a Playwright error is a failure of this notebook only
         problems.append(f"{type(e).__name__}: {e}"[:3000])
     if problems:
@@ -155,11 +157,10 @@ def _check_in_voila(browser, src: Path, tmp: Path) -> dict:
                 problems.append("a cell failed (traceback on the page)")
             problems += [f"widget display: {b}" for b in ui.widget_errors(page)]
             if not problems:
-                more, n_panels = _exercise_panels(page, lab=False)
+                more, info = _exercise_panels(page, lab=False)
                 problems += more + [f"widget display: {b}" for b in ui.widget_errors(page)]
                 if "Traceback" in page.inner_text("body"):
                     problems.append("a traceback appeared on the page after moving the controls")
-                info = f"{n_panels} panel(s)"
             info = f"load {t_run:.1f} s, total {time.monotonic() - t0:.1f} s, {info}"
         except Exception as e:
             problems.append(f"{type(e).__name__}: {e}"[:3000])

@@ -91,6 +91,7 @@ class ExactEps(torch.nn.Module):
         self.f, self.m, self.S = forward, m, S
         self.dummy = torch.nn.Parameter(torch.zeros(1, dtype=D64))
 
+    @torch.no_grad()
     def moments(self, t):
         Phi, Sig = self.f.transition(t)
         return Phi @ self.m, Phi @ self.S @ Phi.transpose(1, 2) + Sig, Sig

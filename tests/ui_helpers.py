@@ -26,7 +26,7 @@ CHROMIUM = os.environ.get("LSB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-dev-shm-usage"]
-RUN_ALL_TIMEOUT = float(os.environ.get("LSB_UI_RUN_TIMEOUT", "240"))   # seconds, one notebook
+RUN_ALL_TIMEOUT = float(os.environ.get("LSB_UI_RUN_TIMEOUT", "420"))   # seconds, one notebook
 CHANGE_TIMEOUT = float(os.environ.get("LSB_UI_CHANGE_TIMEOUT", "60"))  # seconds, one control move
 
 
@@ -73,7 +73,8 @@ def server_env(tmp: Path) -> dict:
 def write_lab_settings(settings: Path) -> None:
     """User settings for a quiet, deterministic JupyterLab: every cell kept in the DOM, no news."""
     files = {
-        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings":
+            {"windowingMode": "none", "recordTiming": True},
         "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
             {"fetchNews": "false", "checkForUpdates": False},
         "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
@@ -426,6 +427,27 @@ def lab_run_all(page, name: str, timeout: float = RUN_ALL_TIMEOUT) -> dict:
 
 def lab_cell_errors(page) -> list[str]:
     return page.evaluate(_CELL_ERRORS)
+
+
+_SLOWEST = r"""
+(k) => {
+  const w = window.jupyterapp.shell.currentWidget;
+  const times = [];
+  w.content.widgets.forEach((c, i) => {
+    if (c.model.type !== 'code') return;
+    const m = c.model.getMetadata('execution') || {};
+    const a = Date.parse(m['iopub.execute_input']), b = Date.parse(m['shell.execute_reply']);
+    if (a && b) times.push([i, (b - a) / 1000]);
+  });
+  times.sort((x, y) => y[1] - x[1]);
+  return times.slice(0, k).map(([i, t]) => `cell ${i} ${t.toFixed(1)} s`).join(', ');
+}
+"""
+
+
+def lab_slowest_cells(page, k: int = 3) -> str:
+    """The ``k`` slowest cells of the last run (JupyterLab's recorded timing), for the summary."""
+    return page.evaluate(_SLOWEST, k)
 
 
 def lab_kernel_log(page) -> dict:

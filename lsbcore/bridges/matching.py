@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..nets import TimeMLP
-from ..train import History, fit
+from ..train import fit
 from ..utils import Seed, check_int, check_points, check_positive, check_same_device, generator
 from .base import Bridge
 

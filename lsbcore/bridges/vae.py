@@ -36,8 +36,8 @@ from torch import nn
 from ..utils import Seed, check_int, check_points, check_positive, generator
 from .base import Bridge
 
-__all__ = ["linear_sde_moments", "gaussian_kl", "LinearSBVAE", "LinearEncoder", "SBVAEBridge",
-           "empirical_prior_loss", "decoder_dsm_loss", "train_sbvae"]
+__all__ = ["LinearMoments", "linear_sde_moments", "gaussian_kl", "LinearSBVAE", "LinearEncoder", "SBVAEBridge",
+           "ScheduleResult", "empirical_prior_loss", "decoder_dsm_loss", "train_sbvae"]
 
 _DT = torch.float64
 _LOG2PI = math.log(2 * math.pi)

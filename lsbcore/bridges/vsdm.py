@@ -36,8 +36,8 @@ from ..utils import Seed, check_int, check_points, check_positive, generator
 from .base import Bridge
 from .vae import _single_time, cholesky, linear_sde_moments
 
-__all__ = ["LinearForward", "VSDM", "backward_score_loss", "update_A", "train_vsdm",
-           "ou_gaussian_bridge_moments"]
+__all__ = ["LinearForward", "VSDM", "VSDMResult", "backward_score_loss", "update_A", "train_vsdm",
+           "ou_gaussian_bridge_moments", "histogram_error", "evaluate"]
 
 _DT = torch.float64
 
@@ -351,7 +351,8 @@ def ou_gaussian_bridge_moments(m0, S0, m1, S1, c: float, g: float, t):
         raise ValueError("t must lie in [0, 1]")
     xi = lambda u: g**2 * (1 - torch.exp(-2 * c * torch.as_tensor(u, dtype=_DT))) / (2 * c)  # noqa: E731
     xi1 = float(xi(1.0))
-    m1, S1 = torch.as_tensor(m1, dtype=_DT), torch.as_tensor(S1, dtype=_DT)
+    m0, S0 = (torch.as_tensor(v, dtype=_DT).detach() for v in (m0, S0))   # closed form: no autograd
+    m1, S1 = (torch.as_tensor(v, dtype=_DT).detach() for v in (m1, S1))
     gb = GaussianBridge(m0, S0, math.exp(-c) * m1, math.exp(-2 * c) * S1, math.sqrt(xi1))
     s = (xi(t) / xi1).clamp(0, 1)
     mu, cov = gb.mean(s), gb.cov(s)
