@@ -20,7 +20,6 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 import ot
 import torch
 

@@ -55,7 +55,7 @@ from lsbcore.bridges.follmer import EmpiricalFollmer, FollmerMC, fit_follmer, ga
 from lsbcore.bridges.matching import MatchedBridge, couple, fit_bridge
 from lsbcore.metrics import bures_w2_to_gaussian, energy_distance, mmd, straightness, w2_report
 from lsbcore.plotting import new_axes, paths2d, scatter2d
-from lsbcore.reference import Brownian, BrownianBridge, brownian_bridge_sample
+from lsbcore.reference import BrownianBridge, brownian_bridge_sample
 from lsbcore.schrodinger.gaussian import GaussianBridge
 from lsbcore.sde import sample
 
