@@ -36,7 +36,7 @@ import numpy as np
 import ot
 import torch
 
-from lsbcore.bridges.matching import couple, fit_bridge, simulate
+from lsbcore.bridges.matching import fit_bridge, simulate
 from lsbcore.nets import TimeMLP
 from lsbcore.sde import sample
 from lsbcore.train import fit

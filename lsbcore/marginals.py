@@ -3,16 +3,15 @@
 Every marginal has ``dim`` and ``sample(n, seed=..., device=...)`` returning an ``(n, dim)`` tensor;
 Gaussians and Gaussian mixtures also have ``log_prob``, ``mean`` and ``cov``. The toy 2-D sets
 (8 gaussians, moons, checkerboard, spiral) are the ones used across the SB literature.
-Notebook 01 §"Marginals" introduces them.
+Notebook 01 §2.6 (non-Gaussian marginals) and notebook 02 use them.
 """
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
 
 import torch
 
-from .utils import Seed, check_int, check_points, check_positive, check_weights, generator
+from .utils import Seed, check_int, check_points, check_weights, generator
 
 _LOG2PI = math.log(2 * math.pi)
 

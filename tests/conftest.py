@@ -1,12 +1,24 @@
-"""pytest configuration for the browser tier only (marker ``ui``, tests/test_ui.py).
+"""pytest configuration: one torch thread for the unit tests, and the browser tier's set-up.
 
-Tests marked ``ui`` are skipped, with the reason, when Debian's Chromium or Playwright is missing.
+The unit tests use tiny tensors, for which torch's intra-op threads only add overhead (on a busy
+2-core machine they made some tests 100× slower), so every test runs with one thread.
+
+Tests marked ``ui`` (tests/test_ui.py) are skipped, with the reason, when Debian's Chromium or Playwright is missing.
 When they do run, SIGTERM (e.g. from `timeout`) is turned into KeyboardInterrupt so that the
 fixtures' ``finally`` blocks still kill the JupyterLab/Voilà servers and the browser.
 """
 import signal
 
 import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 def _interrupt(signum, frame):

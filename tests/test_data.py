@@ -1,7 +1,6 @@
 """Shipped checkpoints in data/: manifest sums, tamper detection, deterministic rebuild, quality."""
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch

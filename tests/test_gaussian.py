@@ -18,15 +18,6 @@ from lsbcore.schrodinger.gaussian import GaussianBridge, monge_map, sqrtm_spd
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: intra-op threads only add overhead (and contend on a shared CI box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def random_spd(d, seed, lo=0.3):
     g = torch.Generator().manual_seed(seed)
     a = torch.randn(d, d, generator=g, dtype=DT)

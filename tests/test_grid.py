@@ -16,18 +16,9 @@ from hypothesis import strategies as st
 
 from lsbcore.marginals import Gaussian, GaussianMixture
 from lsbcore.schrodinger.gaussian import GaussianBridge
-from lsbcore.schrodinger.grid import Grid, GridBridge, fortet
+from lsbcore.schrodinger.grid import Grid, fortet
 
 DT = torch.float64
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: intra-op threads only add overhead (and contend on a shared CI box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def gauss(m, S):

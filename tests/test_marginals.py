@@ -8,7 +8,6 @@ from lsbcore import marginals as M
 from lsbcore.utils import check_points, check_positive, check_same_device, check_time, check_weights, generator
 
 
-
 def test_gaussian_moments_and_log_prob():
     mean = torch.tensor([1.0, -2.0])
     cov = torch.tensor([[2.0, 0.6], [0.6, 1.0]])

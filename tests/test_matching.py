@@ -16,15 +16,6 @@ from lsbcore.sde import sample
 from lsbcore.schrodinger.sinkhorn import sinkhorn
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: intra-op threads only contend on a shared 2-core machine (5× slower here)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _gen(seed):
     return torch.Generator().manual_seed(seed)
 

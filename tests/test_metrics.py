@@ -13,15 +13,6 @@ from lsbcore.metrics import (bures_w2, bures_w2_to_gaussian, energy_distance, mm
 from lsbcore.sde import sample_ode
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: on a shared, oversubscribed machine OpenMP threads spin and slow ops ~100×
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _pts(n, d, seed):
     return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 

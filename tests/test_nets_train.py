@@ -8,15 +8,6 @@ from lsbcore.nets import FourierTime, TimeMLP
 from lsbcore.train import History, ema_update, fit, load_checkpoint, save_checkpoint
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors: intra-op threads only contend on a shared 2-core machine (5× slower here)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ---------------------------------------------------------------------------------- nets
 @pytest.mark.parametrize("t", [0.3, torch.tensor(0.3), torch.full((7,), 0.3), torch.full((7, 1), 0.3),
                                torch.full((1, 1), 0.3)])

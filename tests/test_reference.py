@@ -9,16 +9,6 @@ from scipy.integrate import quad
 from lsbcore.reference import OU, VP, Brownian, BrownianBridge, brownian_bridge_sample
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: on a shared, oversubscribed machine OpenMP threads spin and slow ops ~100×
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(autouse=True)
 def _float64():
     old = torch.get_default_dtype()

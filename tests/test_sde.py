@@ -33,15 +33,6 @@ def _f(v):
     return float(v)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny tensors: on a shared, oversubscribed machine OpenMP threads spin and slow ops ~100×
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_pinned_bridge_matches_em_recursion_and_closed_form():
     # EM on drift (x1 − x)/(1 − t) has mean recursion exact and variance recursion
     # v_{k+1} = (1 − h/(1 − t_k))² v_k + σ² h; the sampler must match it to Monte-Carlo error,

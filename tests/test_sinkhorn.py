@@ -1,6 +1,5 @@
 """Tests of the log-domain Sinkhorn solver against closed forms and POT."""
 import math
-import warnings
 
 import numpy as np
 import ot

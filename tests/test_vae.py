@@ -12,14 +12,6 @@ from lsbcore.bridges.vae import (LinearEncoder, LinearSBVAE, SBVAEBridge, decode
 D64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: one thread avoids OpenMP wake-up stalls on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 CONFIGS = {
     "1d-score-based": dict(data_mean=[1.5], data_cov=[[0.5]], F=-0.5, g=1.0, T=1.0, A=-0.7, a=0.2),
     "2d-controlled": dict(data_mean=[1.0, -0.5], data_cov=[[1.0, 0.3], [0.3, 0.5]], F=-0.5, g=1.0, T=2.0,

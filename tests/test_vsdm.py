@@ -14,15 +14,6 @@ from lsbcore.sde import sample
 D64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: one thread avoids OpenMP wake-up stalls on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _forward(dim, s, seed=3, **kw):
     f = LinearForward(dim, seed=seed, **kw)
     with torch.no_grad():

@@ -17,15 +17,6 @@ from lsbcore.schrodinger.grid import Grid, fortet  # noqa: E402
 DT = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: intra-op threads only add overhead (and contend on a shared CI box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def gauss(m, v):
     return Gaussian(torch.tensor([m], dtype=DT), torch.tensor([[v]], dtype=DT))
 

@@ -8,14 +8,6 @@ from lsbcore.schrodinger.gaussian import GaussianBridge
 from lsbcore.widgets import bridge_mixture_explorer, sampler_explorer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _sets(n=60):
     g = torch.Generator().manual_seed(0)
     return torch.randn(n, 2, generator=g), torch.randn(n, 2, generator=g) * 0.5 + torch.tensor([3.0, 1.0])

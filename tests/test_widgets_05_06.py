@@ -12,14 +12,6 @@ from lsbcore.bridges.vsdm import VSDM, LinearForward
 from lsbcore.marginals import spiral
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_sbvae_tradeoff_explorer_reports_the_exact_terms():
     box = W.sbvae_tradeoff_explorer(2.0, 0.5, strength=0.5, T=1.0)
     r0 = box.state["terms"]

@@ -11,6 +11,11 @@ marginals ρ_t. Closed-form bridges (Gaussian, grid, empirical Föllmer) and lea
 the methods they can; a missing direction raises ``NotImplementedError`` with a clear message.
 
 Conventions: ``x`` is ``(batch, dim)``; ``t`` is a float or a tensor broadcastable to ``(batch, 1)``.
+The sampler (``lsbcore.sde.sample``) always calls ``drift``, ``backward_drift`` and ``velocity`` with
+``t`` a ``(batch, 1)`` tensor on ``x``'s device and dtype whose rows are all equal: a stride-0
+``expand`` of one time, not a copy (a bridge may use ``t.stride(0) == 0`` to compute per-time
+coefficients once). The backward SDE steps with ``backward_drift(x, t_k)`` at the real time t_k.
+Notebook 02 (§1 Theory, and its bridge dropdown) swaps bridges behind this face.
 """
 from __future__ import annotations
 
