@@ -70,6 +70,7 @@ test: env
 	  LSB_CHROMIUM=$(CHROMIUM) timeout -k 30 1200 $(PY) -m pytest -q -s -p no:cacheprovider -m ui \
 	    --durations=0 tests/test_ui.py; fi
 
+run: export OMP_NUM_THREADS = $(THREADS)
 run: notebooks
 	@mkdir -p $(HTML_DIR)
 	@for f in $(NB_DIR)/*.ipynb; do \
