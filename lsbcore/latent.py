@@ -30,6 +30,7 @@ from torch import nn
 from .bridges.base import Bridge
 from .nets import DigitsClassifier, MLPDecoder, MLPEncoder
 from .train import fit
+from .train import load_checkpoint as read_checkpoint
 from .utils import Seed, check_int, check_points, check_positive, check_time, generator
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
@@ -320,10 +321,10 @@ def load_checkpoint(name_or_path, *, data_dir=DATA_DIR, verify: bool = True, dev
     if verify:
         verify_file(path, Path(data_dir) if path.parent == Path(data_dir) else None)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated or not a torch file
-        raise ChecksumError(f"{path} could not be read as a checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(ckpt, dict) or "what" not in ckpt:
+        ckpt = read_checkpoint(path)  # torch.load(..., weights_only=True), errors as ValueError
+    except ValueError as e:  # truncated, not a torch file, or not a dict
+        raise ChecksumError(f"{path} could not be read as a checkpoint: {e}") from None
+    if "what" not in ckpt:
         raise ChecksumError(f"{path} is not an lsbcore checkpoint")
     cfg = ckpt["config"]
     if ckpt["what"] == "autoencoder":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +80,10 @@ def load_checkpoint(path: PathLike, *, map_location="cpu") -> dict:
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # truncated zip, bad pickle, forbidden global, ... all mean "corrupt"
+    except pickle.UnpicklingError:  # a forbidden global: the file holds arbitrary Python objects
+        raise ValueError(f"checkpoint {str(path)!r} holds Python objects other than tensors, numbers and "
+                         f"strings; lsbcore refuses to load it (unpickling them could run code)") from None
+    except Exception as err:  # truncated zip, bad pickle, ... all mean "corrupt"
         raise ValueError(f"checkpoint {str(path)!r} is corrupt or not a weights-only torch file: "
                          f"{type(err).__name__}: {err}") from None
     if not isinstance(state, dict):
