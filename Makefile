@@ -4,7 +4,7 @@
 #   make test    create .venv if missing, unit tests + nbval over every notebook in fast mode (LSB_FAST=1)
 #   make lab     open JupyterLab on notebooks/ (the .ipynb are generated from the .py sources)
 #   make bench   run the benchmarks in bench/ (needs the [bench] extra: make bench-deps)
-#   make dashboard NB=01   serve notebook 01's outputs and widgets alone (no code) with Voilà
+#   make dashboard NB=01   serve notebook 01's widgets alone (a lecture dashboard, no code) with Voilà
 #
 # `make test` also runs the browser tier (tests/test_ui.py: JupyterLab + Voilà in headless Chromium)
 # when $(CHROMIUM) and the [ui] extra are present, and says so when it skips it.
@@ -71,26 +71,24 @@ test: env
 	    --durations=0 tests/test_ui.py; fi
 
 run: export OMP_NUM_THREADS = $(THREADS)
-run: notebooks
-	@mkdir -p $(HTML_DIR)
-	@for f in $(NB_DIR)/*.ipynb; do \
-	  echo ">> executing $$f"; \
-	  timeout 1800 $(PY) -m jupyter nbconvert --to html --execute \
-	    --ExecutePreprocessor.timeout=900 --output-dir $(HTML_DIR) $$f || exit 1; \
-	done
-	@echo ">> rendered notebooks are in $(abspath $(HTML_DIR))/"
+run: env
+	@test -n "$(NB_SRC)" || { echo "no notebooks found"; exit 1; }
+	timeout 3600 $(PY) -m lsbcore render $(NB_SRC) --out $(HTML_DIR)
+	@echo ">> rendered notebooks are in $(abspath $(HTML_DIR))/ (open them in a browser)"
 
 lab: env
 	$(PY) -m jupytext --sync notebooks/[0-9]*.py
 	$(PY) -m jupyter lab notebooks
 
-dashboard: notebooks
+dashboard: env
 	@test -n "$(NB)" || { echo "usage: make dashboard NB=01"; exit 1; }
-	@$(PY) -c "import voila" 2>/dev/null || $(PY) -m pip install -e ".[ui]"
-	@nb=$$(ls $(NB_DIR)/$(NB)*.ipynb 2>/dev/null | head -n 1); \
-	test -n "$$nb" || { echo "no notebook $(NB_DIR)/$(NB)*.ipynb"; exit 1; }; \
-	echo ">> serving the widgets of $$nb with Voila (Ctrl-C stops it)"; \
-	$(PY) -m voila --strip_sources=True $(VOILA_ARGS) $$nb
+	@$(PY) -c "import voila" 2>/dev/null || $(PY) -m pip install -q -e ".[ui]"
+	@src=$$(ls notebooks/$(NB)*.py 2>/dev/null | head -n 1); \
+	test -n "$$src" || { echo "no notebook notebooks/$(NB)*.py"; exit 1; }; \
+	out=build/dashboards/$$(basename $${src%.py}).ipynb; \
+	$(PY) -c "import sys; from lsbcore.widgets import dashboard_notebook; dashboard_notebook(*sys.argv[1:])" $$src $$out || exit 1; \
+	echo ">> serving the widgets of $$src with Voila (Ctrl-C stops it)"; \
+	$(PY) -m voila --strip_sources=True $(VOILA_ARGS) $$out
 
 # --no-deps: the peers' own requirement lists pull in much more than the benchmarks import
 # (torchcfm → torchdyn → lightning); what they need at run time is already installed.

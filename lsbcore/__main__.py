@@ -5,6 +5,8 @@
         the bytes are reproducible) and rewrite data/MANIFEST.json
     python -m lsbcore verify-data [--data-dir DIR]
         check every shipped file against the sha256 sums of data/MANIFEST.json
+    python -m lsbcore render NOTEBOOK.py ... [--out build/html] [--cell-timeout S]
+        execute each notebook top to bottom in a fresh kernel and write it as HTML (`make run`)
 """
 from __future__ import annotations
 
@@ -26,7 +28,17 @@ def main(argv=None) -> int:
     rb.add_argument("--quiet", action="store_true", help="no progress bars")
     vd = sub.add_parser("verify-data", help="check the shipped files against the manifest")
     vd.add_argument("--data-dir", type=Path, default=latent.DATA_DIR)
+    rn = sub.add_parser("render", help="execute notebooks and write them as HTML")
+    rn.add_argument("notebooks", nargs="+", type=Path)
+    rn.add_argument("--out", type=Path, default=Path("build/html"))
+    rn.add_argument("--cell-timeout", type=int, default=900)
     args = parser.parse_args(argv)
+
+    if args.command == "render":
+        for src in args.notebooks:
+            print(f">> executing {src}", flush=True)
+            print(f"   wrote {render(src, args.out, cell_timeout=args.cell_timeout)}", flush=True)
+        return 0
 
     if args.command == "rebuild-data":
         sums = latent.rebuild_data(args.data_dir, steps=args.steps, names=args.only, progress=not args.quiet)
@@ -42,6 +54,37 @@ def main(argv=None) -> int:
             bad += 1
             print(f"FAILED   {name}: {err}")
     return 1 if bad else 0
+
+
+def render(src: Path, out_dir: Path, *, cell_timeout: int = 900) -> Path:
+    """Execute the notebook ``src`` (jupytext ``.py`` or ``.ipynb``) in a fresh kernel and write HTML.
+
+    The kernel runs in the notebook's folder, so relative paths behave as in JupyterLab. A cell that
+    fails stops the run with its traceback (nothing is rendered half-executed). We drive nbclient
+    directly: `jupyter nbconvert --execute` hung now and then on this kind of machine (a kernel
+    left idle, no timeout firing), which this loop has not shown.
+    """
+    import time
+
+    import jupytext
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    src = Path(src)
+    if not src.is_file():
+        raise ValueError(f"notebook {str(src)!r} does not exist")
+    nb = jupytext.read(src)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    client = NotebookClient(nb, timeout=cell_timeout, startup_timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(src.resolve().parent)}})
+    t0 = time.monotonic()
+    client.execute()
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dest = out_dir / (src.stem + ".html")
+    dest.write_text(body, encoding="utf-8")
+    print(f"   {src.name}: executed in {time.monotonic() - t0:.0f} s", flush=True)
+    return dest
 
 
 if __name__ == "__main__":

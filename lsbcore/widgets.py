@@ -598,3 +598,53 @@ def vsdm_sampler_explorer(bridges: dict, target, *, nfe: int = 8, n: int = 1000,
     w_nfe.observe(update, names="value")
     update()
     return box
+
+
+# ---------------------------------------------------------------------------------- dashboards
+#: a code cell that builds one of the explorers above, e.g. ``W.ipf_explorer(...)``
+_EXPLORER_CALL = r"\b\w+_explorer\("
+
+
+def dashboard_notebook(src, dest) -> "Path":
+    """Write a lecture dashboard of notebook ``src`` (jupytext ``.py`` or ``.ipynb``) to ``dest`` (``.ipynb``).
+
+    Every code cell still runs (the explorers need the state the notebook builds), but only the
+    cells that build an explorer (a call to ``*_explorer(``) show their output; the others start
+    with ``%%capture``, which swallows their text and figures. Markdown is dropped except the
+    notebook's title and the heading of each section that holds an explorer. Served by Voilà
+    (``make dashboard NB=01``), the page is the notebook's widgets alone.
+    """
+    import re
+    from pathlib import Path
+
+    import jupytext
+
+    src, dest = Path(src), Path(dest)
+    if not src.is_file():
+        raise ValueError(f"src {str(src)!r} is not a notebook file")
+    nb = jupytext.read(src)
+    cells, heading = [], None
+    for cell in nb.cells:
+        text = cell.source.lstrip()
+        if cell.cell_type == "markdown":
+            if text.startswith("# ") and not cells:
+                cells.append(cell)  # the title
+            elif text.startswith("#"):
+                heading = cell
+            continue
+        if cell.cell_type != "code":
+            continue
+        if re.search(_EXPLORER_CALL, cell.source):
+            if heading is not None:
+                cells.append(heading)
+                heading = None
+        else:
+            cell.source = "%%capture\n" + cell.source
+        cells.append(cell)
+    if not any(re.search(_EXPLORER_CALL, c.source) for c in cells if c.cell_type == "code"):
+        raise ValueError(f"src {str(src)!r} builds no widget explorer: it has no dashboard")
+    nb.cells = cells
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    jupytext.write(nb, dest, fmt="ipynb")
+    return dest

@@ -137,9 +137,12 @@ def _check_in_lab(browser, lab: dict, src: Path) -> dict:
 
 
 def _check_in_voila(browser, src: Path, tmp: Path) -> dict:
-    """Serve one notebook with Voilà, move its controls, check its outputs change."""
+    """Serve one notebook's dashboard (its widgets alone, as `make dashboard` does) with Voilà, move its
+    controls, check its outputs change."""
+    from lsbcore.widgets import dashboard_notebook
+
     tmp.mkdir(parents=True, exist_ok=True)
-    nb = ui.to_ipynb(src, tmp)
+    nb = dashboard_notebook(src, tmp / f"{src.stem}.ipynb")
     port = ui.free_port()
     base = f"http://127.0.0.1:{port}"
     problems, info = [], ""
