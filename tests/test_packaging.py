@@ -41,3 +41,19 @@ def test_notebook_sources_are_jupytext_percent():
         text = src.read_text()
         assert "format_name: percent" in text, f"{src.name} is not in jupytext percent format"
         assert 'tags=["parameters"]' in text, f"{src.name} has no parameters cell"
+
+
+def test_no_generated_notebook_is_committed():
+    """The .py is the source; .ipynb files are generated (make lab / make test) and ignored by git."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(["git", "ls-files", "*.ipynb"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert tracked == [], f"generated notebooks are committed: {tracked}"
+    ignored = subprocess.run(["git", "check-ignore", "-q", "notebooks/01_schrodinger_system.ipynb"], cwd=ROOT)
+    assert ignored.returncode == 0, "notebooks/*.ipynb must be ignored by git"
