@@ -453,6 +453,16 @@ def _single_time(t, like):
     return torch.tensor([float(t)], dtype=_DT, device=like.device), True
 
 
+def score_from_noise(net, x, t, L, single: bool) -> torch.Tensor:
+    """∇log ρ_t(x) ≈ −L_t^{−T} ε_θ(x, t) for a noise-predicting network ε_θ, with Σ_t = L_t L_tᵀ the
+    transition covariance (one L for the whole batch when ``single``, else one per row)."""
+    tcol = t if isinstance(t, torch.Tensor) else torch.full((x.shape[0], 1), float(t), dtype=x.dtype, device=x.device)
+    eps = net(x, tcol)
+    if single:
+        return -torch.linalg.solve_triangular(L[0].T, eps.T, upper=True).T
+    return -torch.linalg.solve_triangular(L.transpose(1, 2), eps[..., None], upper=True)[..., 0]
+
+
 class SBVAEBridge(Bridge):
     """Encoder (linear) + decoder (ε-network) of the SB-as-VAE model on [0, 1], with the Bridge face.
 
@@ -475,11 +485,7 @@ class SBVAEBridge(Bridge):
         """s_θ(x, t) = −L_t^{−T} ε_θ(x, t)."""
         tt, single = _single_time(t, x)
         L = cholesky(self.encoder.transition(tt).noise_cov).to(x.dtype)
-        tcol = t if isinstance(t, torch.Tensor) else torch.full((x.shape[0], 1), float(t), dtype=x.dtype, device=x.device)
-        eps = self.net(x, tcol)
-        if single:
-            return -torch.linalg.solve_triangular(L[0].T, eps.T, upper=True).T
-        return -torch.linalg.solve_triangular(L.transpose(1, 2), eps[..., None], upper=True)[..., 0]
+        return score_from_noise(self.net, x, t, L, single)
 
     def backward_drift(self, x, t):
         return self.sigma**2 * self.score(x, t) - self.drift(x, t)

@@ -34,7 +34,7 @@ from torch.nn.utils.parametrizations import orthogonal
 from ..reference import VP
 from ..utils import Seed, check_int, check_points, check_positive, generator
 from .base import Bridge
-from .vae import _single_time, cholesky, linear_sde_moments
+from .vae import _single_time, cholesky, linear_sde_moments, score_from_noise
 
 __all__ = ["LinearForward", "VSDM", "VSDMResult", "backward_score_loss", "update_A", "train_vsdm",
            "ou_gaussian_bridge_moments", "histogram_error", "evaluate"]
@@ -181,11 +181,7 @@ class VSDM(Bridge):
         tt, single = _single_time(t, x)
         with torch.no_grad():
             L = cholesky(self.forward.transition(tt.to(self.forward.s.device))[1]).to(x.dtype)
-        tcol = t if isinstance(t, torch.Tensor) else torch.full((x.shape[0], 1), float(t), dtype=x.dtype, device=x.device)
-        eps = self.net(x, tcol)
-        if single:
-            return -torch.linalg.solve_triangular(L[0].T, eps.T, upper=True).T
-        return -torch.linalg.solve_triangular(L.transpose(1, 2), eps[..., None], upper=True)[..., 0]
+        return score_from_noise(self.net, x, t, L, single)
 
     def backward_drift(self, x, t):
         return self._beta(t, x) * self.score(x, t) - self.drift(x, t)
