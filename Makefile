@@ -25,6 +25,7 @@ TORCH ?= torch==2.13.0
 THREADS ?= 1
 NB_SRC := $(sort $(wildcard notebooks/[0-9]*.py))
 NB_DIR := build/notebooks
+NBVAL = $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=180 $(NB_DIR)
 HTML_DIR := build/html
 STAMP := $(dir $(PY)).lsbcore-installed
 CHROMIUM ?= /usr/bin/chromium
@@ -56,8 +57,10 @@ unit: env
 nbtest: export OMP_NUM_THREADS = $(THREADS)
 nbtest: notebooks
 	@test -n "$(NB_SRC)" || { echo "no notebooks found"; exit 1; }
-	LSB_FAST=1 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
-	  --nbval-cell-timeout=300 $(NB_DIR)
+	@# notebooks are seeded and deterministic; the one flake seen here is infrastructure (a kernel reply
+	@# lost over loopback, the kernel left idle until the cell timeout), so a failed run gets one rerun
+	LSB_FAST=1 $(NBVAL) || { echo ">> nbval failed: running every notebook once more in fresh kernels"; \
+	  LSB_FAST=1 $(NBVAL); }
 
 test: export OMP_NUM_THREADS = $(THREADS)
 test: env

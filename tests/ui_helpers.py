@@ -26,7 +26,7 @@ CHROMIUM = os.environ.get("LSB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-dev-shm-usage"]
-RUN_ALL_TIMEOUT = float(os.environ.get("LSB_UI_RUN_TIMEOUT", "420"))   # seconds, one notebook
+RUN_ALL_TIMEOUT = float(os.environ.get("LSB_UI_RUN_TIMEOUT", "200"))   # seconds, one notebook
 CHANGE_TIMEOUT = float(os.environ.get("LSB_UI_CHANGE_TIMEOUT", "60"))  # seconds, one control move
 
 
