@@ -22,6 +22,33 @@ def _show(out: widgets.Output, fig) -> None:
     plt.close(fig)
 
 
+def _panel(controls: dict, rows, *, height: str, info: bool = True, css: dict | None = None):
+    """The scaffold every explorer shares; returns ``(box, info, out)``.
+
+    Puts the CSS class ``lsb-<name>`` on each control (``css`` overrides a name; ``_`` becomes ``-``),
+    lays out ``rows`` (a control name, or a tuple of names for one row), then an optional ``lsb-info``
+    line and a fixed-height Output for the figure. ``box.controls`` (name → widget) and ``box.state``
+    let plain pytest drive the panel without a browser.
+    """
+    css = css or {}
+    for name, w in controls.items():
+        w.add_class("lsb-" + css.get(name, name.replace("_", "-")))
+    parts = [widgets.HBox([controls[n] for n in row]) if isinstance(row, tuple) else controls[row] for row in rows]
+    line = widgets.HTML().add_class("lsb-info") if info else None
+    out = widgets.Output(layout=widgets.Layout(height=height))
+    box = widgets.VBox(parts + ([line] if info else []) + [out])
+    box.controls, box.state = dict(controls), {}
+    return box, line, out
+
+
+def _connect(box, update):
+    """Call ``update`` whenever a control's value changes, and once now; return the box."""
+    for w in box.controls.values():
+        w.observe(update, names="value")
+    update()
+    return box
+
+
 # ---------------------------------------------------------------------------------- Notebook 02
 def bridge_mixture_explorer(x0, x1, *, sigma: float = 0.5, coupling: str = "independent", t: float = 0.5,
                             n_paths: int = 30, seed: int = 0) -> widgets.VBox:
@@ -48,13 +75,8 @@ def bridge_mixture_explorer(x0, x1, *, sigma: float = 0.5, coupling: str = "inde
                                   continuous_update=False)
     w_coupling = widgets.Dropdown(options=list(COUPLINGS), value=coupling, description="coupling")
     w_t = widgets.FloatSlider(value=t, min=0.0, max=1.0, step=0.05, description="t", continuous_update=False)
-    for w, name in ((w_sigma, "sigma"), (w_coupling, "coupling"), (w_t, "t")):
-        w.add_class(f"lsb-{name}")
-    info = widgets.HTML().add_class("lsb-info")
-    out = widgets.Output(layout=widgets.Layout(height="400px"))
-    box = widgets.VBox([widgets.HBox([w_sigma, w_coupling, w_t]), info, out])
-    box.controls = {"sigma": w_sigma, "coupling": w_coupling, "t": w_t}
-    box.state = {}
+    box, info, out = _panel({"sigma": w_sigma, "coupling": w_coupling, "t": w_t}, [("sigma", "coupling", "t")],
+                            height="400px")
     cache: dict = {}
 
     def pairs(c, s):
@@ -83,10 +105,7 @@ def bridge_mixture_explorer(x0, x1, *, sigma: float = 0.5, coupling: str = "inde
         box.figure = fig
         _show(out, fig)
 
-    for w in box.controls.values():
-        w.observe(update, names="value")
-    update()
-    return box
+    return _connect(box, update)
 
 
 def sampler_explorer(bridges, x_start, *, target=None, method: str = "sde", steps: int = 20,
@@ -117,13 +136,8 @@ def sampler_explorer(bridges, x_start, *, target=None, method: str = "sde", step
     w_steps = widgets.IntSlider(value=min(max(steps, 1), 200), min=1, max=200, description="steps",
                                 continuous_update=False)
     w_t = widgets.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.05, description="t", continuous_update=False)
-    for w, name in ((w_bridge, "bridge"), (w_method, "method"), (w_steps, "steps"), (w_t, "t")):
-        w.add_class(f"lsb-{name}")
-    info = widgets.HTML().add_class("lsb-info")
-    out = widgets.Output(layout=widgets.Layout(height="400px"))
-    box = widgets.VBox([widgets.HBox([w_bridge, w_steps, w_t]), w_method, info, out])
-    box.controls = {"bridge": w_bridge, "method": w_method, "steps": w_steps, "t": w_t}
-    box.state = {}
+    box, info, out = _panel({"bridge": w_bridge, "method": w_method, "steps": w_steps, "t": w_t},
+                            [("bridge", "steps", "t"), "method"], height="400px")
     cache: dict = {}
 
     def run(name, m, n):
@@ -159,10 +173,7 @@ def sampler_explorer(bridges, x_start, *, target=None, method: str = "sde", step
         box.figure = fig
         _show(out, fig)
 
-    for w in box.controls.values():
-        w.observe(update, names="value")
-    update()
-    return box
+    return _connect(box, update)
 
 
 # ---------------------------------------------------------------------------------- Notebook 01
@@ -185,13 +196,7 @@ def schrodinger_explorer(rho0, rho1, grid, *, sigma: float = 0.7, t: float = 0.5
     w_sigma = widgets.FloatSlider(value=min(max(sigma, lo), hi), min=lo, max=hi, step=0.05, description="σ",
                                   continuous_update=False)
     w_t = widgets.FloatSlider(value=t, min=0.0, max=1.0, step=0.05, description="t", continuous_update=False)
-    w_sigma.add_class("lsb-sigma")
-    w_t.add_class("lsb-t")
-    info = widgets.HTML().add_class("lsb-info")
-    out = widgets.Output(layout=widgets.Layout(height="360px"))
-    box = widgets.VBox([widgets.HBox([w_sigma, w_t]), info, out])
-    box.controls = {"sigma": w_sigma, "t": w_t}
-    box.state = {}
+    box, info, out = _panel({"sigma": w_sigma, "t": w_t}, [("sigma", "t")], height="360px")
     cache: dict = {}
 
     def solve(s):
@@ -219,10 +224,7 @@ def schrodinger_explorer(rho0, rho1, grid, *, sigma: float = 0.7, t: float = 0.5
         box.figure = fig
         _show(out, fig)
 
-    for w in box.controls.values():
-        w.observe(update, names="value")
-    update()
-    return box
+    return _connect(box, update)
 
 
 def ipf_explorer(rho0, rho1, grid, sigma: float, *, max_iter: int = 40) -> widgets.VBox:
@@ -240,11 +242,7 @@ def ipf_explorer(rho0, rho1, grid, sigma: float, *, max_iter: int = 40) -> widge
     max_iter = check_int(max_iter, "max_iter")
     history = fortet(rho0, rho1, sigma, grid, tol=1e-300, max_iter=max_iter + 1, on_fail="ignore").errors
     w_k = widgets.IntSlider(value=1, min=1, max=max_iter, description="iteration", continuous_update=False)
-    w_k.add_class("lsb-iteration")
-    info = widgets.HTML().add_class("lsb-info")
-    out = widgets.Output(layout=widgets.Layout(height="340px"))
-    box = widgets.VBox([w_k, info, out])
-    box.controls = {"iteration": w_k}
+    box, info, out = _panel({"iteration": w_k}, ["iteration"], height="340px")
     box.state = {"history": history}
 
     def update(_=None):
@@ -268,9 +266,7 @@ def ipf_explorer(rho0, rho1, grid, sigma: float, *, max_iter: int = 40) -> widge
         box.figure = fig
         _show(out, fig)
 
-    w_k.observe(update, names="value")
-    update()
-    return box
+    return _connect(box, update)
 
 
 def grid_bridge_explorer(bridge, *, t: float = 0.5, quiver_every: int = 4) -> widgets.VBox:
@@ -286,11 +282,7 @@ def grid_bridge_explorer(bridge, *, t: float = 0.5, quiver_every: int = 4) -> wi
         raise ValueError("bridge must be a 2-D GridBridge (from lsbcore.schrodinger.grid.fortet)")
     step = check_int(quiver_every, "quiver_every")
     w_t = widgets.FloatSlider(value=t, min=0.0, max=1.0, step=0.05, description="t", continuous_update=False)
-    w_t.add_class("lsb-t")
-    out = widgets.Output(layout=widgets.Layout(height="400px"))
-    box = widgets.VBox([w_t, out])
-    box.controls = {"t": w_t}
-    box.state = {}
+    box, _, out = _panel({"t": w_t}, ["t"], height="400px", info=False)
     ax0, ax1 = bridge.grid.axes
 
     def update(_=None):
@@ -307,9 +299,7 @@ def grid_bridge_explorer(bridge, *, t: float = 0.5, quiver_every: int = 4) -> wi
         box.figure = fig
         _show(out, fig)
 
-    w_t.observe(update, names="value")
-    update()
-    return box
+    return _connect(box, update)
 
 
 # ---------------------------------------------------------------------------------- Notebook 03
@@ -344,12 +334,7 @@ def latent_bridge_explorer(autoencoders: dict, *, classifier=None, method: str =
     w_steps = widgets.IntSlider(value=steps, min=5, max=200, step=5, description="steps", continuous_update=False)
     w_dim = widgets.Dropdown(options=dims, value=latent_dim, description="d*")
     ctrl = {"method": w_method, "sigma": w_sigma, "delta": w_delta, "steps": w_steps, "latent_dim": w_dim}
-    for name, w in ctrl.items():
-        w.add_class(f"lsb-{name.replace('_', '-')}")
-    info = widgets.HTML().add_class("lsb-info")
-    out = widgets.Output(layout=widgets.Layout(height="380px"))
-    box = widgets.VBox([widgets.HBox([w_method, w_dim, w_steps]), widgets.HBox([w_sigma, w_delta]), info, out])
-    box.controls, box.state = ctrl, {}
+    box, info, out = _panel(ctrl, [("method", "latent_dim", "steps"), ("sigma", "delta")], height="380px")
     _, labels = L.load_digits("target")
 
     def update(_=None):
@@ -374,10 +359,7 @@ def latent_bridge_explorer(autoencoders: dict, *, classifier=None, method: str =
         box.figure = fig
         _show(out, fig)
 
-    for w in ctrl.values():
-        w.observe(update, names="value")
-    update()
-    return box
+    return _connect(box, update)
 
 
 def interpolation_explorer(autoencoder, images, *, a: int = 0, b: int = 1, steps: int = 10) -> widgets.VBox:
@@ -393,11 +375,8 @@ def interpolation_explorer(autoencoder, images, *, a: int = 0, b: int = 1, steps
     steps = check_int(steps, "steps", minimum=2)
     w_a = widgets.IntSlider(value=a, min=0, max=n - 1, description="digit A", continuous_update=False)
     w_b = widgets.IntSlider(value=b, min=0, max=n - 1, description="digit B", continuous_update=False)
-    w_a.add_class("lsb-digit-a")
-    w_b.add_class("lsb-digit-b")
-    out = widgets.Output(layout=widgets.Layout(height="140px"))
-    box = widgets.VBox([widgets.HBox([w_a, w_b]), out])
-    box.controls, box.state = {"a": w_a, "b": w_b}, {}
+    box, _, out = _panel({"a": w_a, "b": w_b}, [("a", "b")], height="140px", info=False,
+                         css={"a": "digit-a", "b": "digit-b"})
 
     def update(_=None):
         path = L.interpolate(autoencoder, images[w_a.value:w_a.value + 1], images[w_b.value:w_b.value + 1], steps)
@@ -407,10 +386,7 @@ def interpolation_explorer(autoencoder, images, *, a: int = 0, b: int = 1, steps
         box.figure = fig
         _show(out, fig)
 
-    w_a.observe(update, names="value")
-    w_b.observe(update, names="value")
-    update()
-    return box
+    return _connect(box, update)
 
 
 # ---------------------------------------------------------------------------------- Notebook 05
@@ -434,13 +410,7 @@ def sbvae_tradeoff_explorer(data_mean: float = 2.0, data_var: float = 0.5, *, st
     w_k = widgets.FloatSlider(value=strength, min=0.0, max=3.0, step=0.1, description="κ (encoder)",
                               continuous_update=False)
     w_T = widgets.FloatSlider(value=T, min=0.25, max=3.0, step=0.25, description="T", continuous_update=False)
-    w_k.add_class("lsb-strength")
-    w_T.add_class("lsb-horizon")
-    info = widgets.HTML().add_class("lsb-info")
-    out = widgets.Output(layout=widgets.Layout(height="340px"))
-    box = widgets.VBox([widgets.HBox([w_k, w_T]), info, out])
-    box.controls = {"strength": w_k, "T": w_T}
-    box.state = {}
+    box, info, out = _panel({"strength": w_k, "T": w_T}, [("strength", "T")], height="340px", css={"T": "horizon"})
     names = ("prior_loss", "drift_matching", "path_kl", "data_kl")
     labels = ("prior loss", "drift matching", "KL(Q‖P)", "KL(p_data‖p_θ)")
 
@@ -473,10 +443,7 @@ def sbvae_tradeoff_explorer(data_mean: float = 2.0, data_var: float = 0.5, *, st
         box.figure = fig
         _show(out, fig)
 
-    w_k.observe(update, names="value")
-    w_T.observe(update, names="value")
-    update()
-    return box
+    return _connect(box, update)
 
 
 # ---------------------------------------------------------------------------------- Notebook 06
@@ -509,13 +476,8 @@ def vsdm_forward_explorer(data, forward, *, beta_max: float = 10.0, t: float = 1
     w_t = widgets.FloatSlider(value=t, min=0.05, max=1.0, step=0.05, description="t", continuous_update=False)
     w_l = widgets.FloatSlider(value=strength, min=0.0, max=1.0, step=0.1, description="λ (A strength)",
                               continuous_update=False)
-    for w, name in ((w_beta, "beta-max"), (w_t, "t"), (w_l, "strength")):
-        w.add_class(f"lsb-{name}")
-    info = widgets.HTML().add_class("lsb-info")
-    out = widgets.Output(layout=widgets.Layout(height="400px"))
-    box = widgets.VBox([widgets.HBox([w_beta, w_t, w_l]), info, out])
-    box.controls = {"beta_max": w_beta, "t": w_t, "strength": w_l}
-    box.state = {}
+    box, info, out = _panel({"beta_max": w_beta, "t": w_t, "strength": w_l}, [("beta_max", "t", "strength")],
+                            height="400px")
 
     def update(_=None):
         b, tt, lam = w_beta.value, w_t.value, w_l.value
@@ -542,10 +504,7 @@ def vsdm_forward_explorer(data, forward, *, beta_max: float = 10.0, t: float = 1
         box.figure = fig
         _show(out, fig)
 
-    for w in box.controls.values():
-        w.observe(update, names="value")
-    update()
-    return box
+    return _connect(box, update)
 
 
 def vsdm_sampler_explorer(bridges: dict, target, *, nfe: int = 8, n: int = 1000, seed: int = 0) -> widgets.VBox:
@@ -566,13 +525,7 @@ def vsdm_sampler_explorer(bridges: dict, target, *, nfe: int = 8, n: int = 1000,
     w_model = widgets.Dropdown(options=list(bridges), description="model")
     w_nfe = widgets.IntSlider(value=max(2, min(50, nfe)), min=2, max=50, step=2, description="NFE",
                               continuous_update=False)
-    w_model.add_class("lsb-model")
-    w_nfe.add_class("lsb-nfe")
-    info = widgets.HTML().add_class("lsb-info")
-    out = widgets.Output(layout=widgets.Layout(height="400px"))
-    box = widgets.VBox([widgets.HBox([w_model, w_nfe]), info, out])
-    box.controls = {"model": w_model, "nfe": w_nfe}
-    box.state = {}
+    box, info, out = _panel({"model": w_model, "nfe": w_nfe}, [("model", "nfe")], height="400px")
     cache: dict = {}
 
     def run(name, k):
@@ -594,10 +547,7 @@ def vsdm_sampler_explorer(bridges: dict, target, *, nfe: int = 8, n: int = 1000,
         box.figure = fig
         _show(out, fig)
 
-    w_model.observe(update, names="value")
-    w_nfe.observe(update, names="value")
-    update()
-    return box
+    return _connect(box, update)
 
 
 # ---------------------------------------------------------------------------------- dashboards
