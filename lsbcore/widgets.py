@@ -7,6 +7,8 @@ and one plotting call; there is no math in them.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
@@ -555,7 +557,7 @@ def vsdm_sampler_explorer(bridges: dict, target, *, nfe: int = 8, n: int = 1000,
 _EXPLORER_CALL = r"\b\w+_explorer\("
 
 
-def dashboard_notebook(src, dest) -> "Path":
+def dashboard_notebook(src, dest) -> Path:
     """Write a lecture dashboard of notebook ``src`` (jupytext ``.py`` or ``.ipynb``) to ``dest`` (``.ipynb``).
 
     Every code cell still runs (the explorers need the state the notebook builds), but only the
@@ -565,7 +567,6 @@ def dashboard_notebook(src, dest) -> "Path":
     (``make dashboard NB=01``), the page is the notebook's widgets alone.
     """
     import re
-    from pathlib import Path
 
     import jupytext
 

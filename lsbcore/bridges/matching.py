@@ -45,12 +45,15 @@ def brownian_bridge(x0, x1, t, sigma: float, seed: Seed = 0) -> torch.Tensor:
     """A sample of ``X_t = (1−t) x0 + t x1 + σ√(t(1−t)) Z`` given its end points (Notebook 02 §"Brownian bridges").
 
     ``x0, x1``: ``(batch, d)``; ``t``: ``(batch, 1)`` (or anything broadcastable) in [0, 1].
+    The same as :func:`lsbcore.reference.brownian_bridge_sample`, and also accepts σ = 0.
     """
     x0, x1, t = _check_pairs(x0, x1, t)
     sigma = check_positive(sigma, "sigma", allow_zero=True)
-    g = generator(seed, x0.device)
-    z = torch.randn(x0.shape, generator=g, device=x0.device, dtype=x0.dtype)
-    return (1 - t) * x0 + t * x1 + sigma * torch.sqrt(t * (1 - t)) * z
+    if sigma == 0:                                   # flow matching: the straight line, no noise
+        return (1 - t) * x0 + t * x1
+    from ..reference import brownian_bridge_sample  # (reference imports bridges: import here)
+
+    return brownian_bridge_sample(x0, x1, t, sigma, seed=seed)
 
 
 def bridge_target(x0, x1, x_t, t, direction: str = "forward") -> torch.Tensor:
