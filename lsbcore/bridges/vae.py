@@ -21,7 +21,8 @@ independent check of the decomposition. For Gaussian data, a linear reference f 
 encoder u_φ = K x + k and a linear decoder s_θ = A x + a every term is exact: :class:`LinearSBVAE`.
 
 The second half of the module trains the model on 2-D toy data (linear encoder, MLP decoder) to
-compare training schedules. Notebook 05 explains all of it.
+compare training schedules. A nonlinear (MLP) encoder, whose q_t has no closed form, is in the sibling
+module :mod:`lsbcore.bridges.vae_fbsde` (the path KL by simulation). Notebook 05 explains all of it.
 """
 from __future__ import annotations
 
@@ -376,12 +377,12 @@ class LinearEncoder(nn.Module):
         z = torch.zeros(self.dim, dtype=_DT, device=self.K.device)
         return linear_sde_moments(M, self.g * self.k, self.g, z, torch.zeros_like(M), t)
 
-    def control(self, x):
-        """u_φ(x) = K x + k."""
+    def control(self, x, t=None):
+        """u_φ(x) = K x + k. ``t`` is accepted and ignored (the same face as :class:`MLPEncoder`)."""
         return x @ self.K.to(x.dtype).T + self.k.to(x.dtype)
 
-    def drift(self, x):
-        """f + g u_φ = c x + g (K x + k)."""
+    def drift(self, x, t=None):
+        """f + g u_φ = c x + g (K x + k). ``t`` is accepted and ignored."""
         return self.c * x + self.g * self.control(x)
 
 
@@ -464,25 +465,45 @@ def score_from_noise(net, x, t, L, single: bool) -> torch.Tensor:
 
 
 class SBVAEBridge(Bridge):
-    """Encoder (linear) + decoder (ε-network) of the SB-as-VAE model on [0, 1], with the Bridge face.
+    """Encoder + decoder of the SB-as-VAE model on [0, 1], with the Bridge face.
 
     drift = f + g u_φ (the encoder), backward_drift = g² s_θ − drift (the decoder, in reverse time),
     velocity = f + g u_φ − ½ g² s_θ (the probability-flow ODE). ``sample`` draws from the prior at t = 1
-    and runs the decoder to ``t_min`` through :func:`lsbcore.sde.sample`. Notebook 05 §"Training schedules".
+    and runs the decoder to ``t_min`` through :func:`lsbcore.sde.sample`.
+
+    ``param`` says what the network predicts. ``"noise"`` (a :class:`LinearEncoder` only): ε_θ, and
+    s_θ = −L_t^{−T} ε_θ with L_t the encoder's exact transition covariance factor (Notebook 05
+    §"Training schedules"). ``"score"`` (any encoder, e.g. :class:`~lsbcore.bridges.vae_fbsde.MLPEncoder`,
+    whose transitions are unknown): the network is s_θ(x, t) itself (Notebook 05 §"A nonlinear encoder").
     """
 
-    def __init__(self, encoder: LinearEncoder, score_net: nn.Module, *, prior_var: float = 1.0):
-        if not isinstance(encoder, LinearEncoder):
-            raise TypeError(f"encoder must be a LinearEncoder, got {type(encoder).__name__}")
-        self.encoder, self.net = encoder, score_net
+    def __init__(self, encoder: nn.Module, score_net: nn.Module, *, prior_var: float = 1.0, param: str = "noise"):
+        if param not in ("noise", "score"):
+            raise ValueError(f"param must be 'noise' or 'score', got {param!r}")
+        if not (isinstance(encoder, nn.Module) and callable(getattr(encoder, "drift", None))
+                and hasattr(encoder, "g") and hasattr(encoder, "dim")):
+            raise TypeError(f"encoder must be a LinearEncoder or an MLPEncoder, got {type(encoder).__name__}")
+        if param == "noise" and not isinstance(encoder, LinearEncoder):
+            raise TypeError(f"param='noise' needs a LinearEncoder (exact transitions), got {type(encoder).__name__}; "
+                            "use param='score'")
+        if not callable(score_net):
+            raise TypeError(f"score_net must be callable (x, t) -> score, got {type(score_net).__name__}")
+        self.encoder, self.net, self.param = encoder, score_net, param
         self.prior_var = check_positive(prior_var, "prior_var")
         self.sigma, self.dim = encoder.g, encoder.dim
 
+    def _device(self):
+        return next(self.encoder.parameters()).device
+
     def drift(self, x, t):
-        return self.encoder.drift(x)
+        return self.encoder.drift(x, t)
 
     def score(self, x, t):
-        """s_θ(x, t) = −L_t^{−T} ε_θ(x, t)."""
+        """s_θ(x, t): the network itself (``param="score"``) or −L_t^{−T} ε_θ(x, t) (``"noise"``)."""
+        if self.param == "score":
+            tcol = t if isinstance(t, torch.Tensor) else torch.full((x.shape[0], 1), float(t), dtype=x.dtype,
+                                                                       device=x.device)
+            return self.net(x, tcol)
         tt, single = _single_time(t, x)
         L = cholesky(self.encoder.transition(tt).noise_cov).to(x.dtype)
         return score_from_noise(self.net, x, t, L, single)
@@ -492,7 +513,7 @@ class SBVAEBridge(Bridge):
 
     def prior_sample(self, n: int, seed: Seed = 0, device=None) -> torch.Tensor:
         n = check_int(n, "n")
-        dev = torch.device(device) if device is not None else self.encoder.K.device
+        dev = torch.device(device) if device is not None else self._device()
         z = torch.randn(n, self.dim, generator=generator(seed, dev), device=dev)
         return math.sqrt(self.prior_var) * z
 
@@ -500,7 +521,7 @@ class SBVAEBridge(Bridge):
     def sample(self, n: int, *, method: str = "sde", steps: int = 100, t_min: float = 1e-3, seed: Seed = 0):
         """n decoder samples (prior at t = 1 → t_min) by Euler–Maruyama (``"sde"``) or Heun PF-ODE (``"ode"``)."""
         from ..sde import sample as run
-        g = generator(seed, self.encoder.K.device)
+        g = generator(seed, self._device())
         x1 = self.prior_sample(n, g)
         return run(self, x1, method=method, steps=steps, t0=t_min, t1=1.0, direction="backward", seed=g).x
 
@@ -533,6 +554,7 @@ def train_sbvae(data, *, schedule: str = "staged", decoder_steps: int = 2000, ma
 
     Each prior-loss step uses the empirical mixture of a random batch of ``batch`` data points.
     Compute spent is reported as step counts and wall time. Notebook 05 §"Training schedules".
+    For a nonlinear (MLP) encoder use :func:`lsbcore.bridges.vae_fbsde.train_sbvae_fbsde`.
     """
     from ..nets import TimeMLP
 

@@ -1,0 +1,272 @@
+"""The SB-as-VAE bound for a nonlinear encoder, by simulation: the SB-FBSDE likelihood.
+
+With a learnable control u_φ that is a small MLP, the encoder SDE
+
+    dX = b(X, t) dt + g dW,   b = f + g u_φ,   X_0 ~ p_data      (path law Q_φ, marginals q_t)
+
+has marginals q_t with no closed form, so neither the prior loss KL(q_T ‖ p_prior) nor the score
+∇log q_t in the drift-matching term can be evaluated. Their *sum* can. Two identities (Notebook 05
+§"A nonlinear encoder"):
+
+- integration by parts, E_q[s · ∇log q] = −E_q[∇·s], turns drift matching into
+      DM = E_Q ∫ (g²/2)(‖s_θ‖² + 2 ∇·s_θ) dt + E_Q ∫ (g²/2)‖∇log q_t‖² dt;
+- the Fokker–Planck equation gives the entropy production of the encoder,
+      H(q_T) = H(p_data) + ∫_0^T ( E[∇·b_t] + (g²/2) E‖∇log q_t‖² ) dt,
+  and the prior loss is −E log p_prior(X_T) − H(q_T).
+
+Adding them, the two Fisher-information terms cancel:
+
+    KL(Q_φ ‖ P_θ) = −E log p_prior(X_T) − H(p_data) − E ∫_0^T ∇·b(X_t, t) dt
+                    + E ∫_0^T (g²/2)(‖s_θ(X_t, t)‖² + 2 ∇·s_θ(X_t, t)) dt.
+
+Every term but the constant H(p_data) is an expectation over encoder paths: simulate them with
+Euler–Maruyama (reparametrised, so gradients reach φ) and take the divergences with autograd. This is
+(minus) the SB-FBSDE likelihood of Chen, Liu and Theodorou (2022) with Z = u_φ, Ẑ = g s_θ − u_φ;
+:meth:`lsbcore.bridges.vae.LinearSBVAE.sbfbsde_elbo` is its closed form for linear models, which the
+tests use to check :func:`path_kl_mc`.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..utils import Seed, check_int, check_points, check_positive, generator
+from .vae import SBVAEBridge
+
+__all__ = ["MLPEncoder", "PathKLEstimate", "path_kl_mc", "FBSDEResult", "train_sbvae_fbsde"]
+
+
+class MLPEncoder(nn.Module):
+    """The encoder SDE ``dX = [c X + g u_φ(X, τ)] dt + g dW`` with u_φ a small time-conditioned MLP.
+
+    u_φ is a :class:`lsbcore.nets.TimeMLP` (``depth`` hidden layers of ``width``) whose last layer is
+    zero at the start, so the encoder starts as the plain reference ``dX = c X dt + g dW`` — as
+    :class:`~lsbcore.bridges.vae.LinearEncoder` does with K = k = 0. The network reads the normalised
+    time τ = t / T ∈ [0, 1] (on the bridge face T = 1, so τ = t). Unlike the linear encoder, X_t | X_0
+    has no closed form: train it with :func:`path_kl_mc`. Notebook 05 §"A nonlinear encoder".
+    """
+
+    def __init__(self, dim: int, *, width: int = 32, depth: int = 2, c: float = 0.0, g: float = 1.0,
+                 seed: int = 0):
+        from ..nets import TimeMLP
+
+        super().__init__()
+        self.dim = check_int(dim, "dim")
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
+            raise ValueError(f"c must be a finite real number, got {c!r}")
+        self.c = float(c)
+        self.g = check_positive(g, "g")
+        self.net = TimeMLP(self.dim, width=width, depth=depth, seed=seed)
+        last = self.net.net[-1]
+        with torch.no_grad():
+            last.weight.zero_()
+            last.bias.zero_()
+
+    def control(self, x, t=None):
+        """u_φ(x, τ), shape ``(batch, dim)``; τ a float or a ``(batch, 1)`` tensor in [0, 1]."""
+        if t is None:
+            raise TypeError("t is required: the MLP control u_φ(x, t) depends on time")
+        dtype = next(self.net.parameters()).dtype
+        if isinstance(t, torch.Tensor):
+            t = t.to(dtype)
+        return self.net(x.to(dtype), t).to(x.dtype)
+
+    def drift(self, x, t=None):
+        """f + g u_φ = c x + g u_φ(x, τ)."""
+        return self.c * x + self.g * self.control(x, t)
+
+
+@dataclass
+class PathKLEstimate:
+    """What :func:`path_kl_mc` returns. ``value`` is differentiable (a training loss); the rest are floats.
+
+    value = prior_term + divergence_term + decoder_term − data_entropy (data_entropy = 0 if not given).
+    """
+
+    value: torch.Tensor       # the estimate (0-d tensor, carries gradients to φ and θ)
+    prior_term: float         # −E log p_prior(X_T)
+    divergence_term: float    # −E ∫ ∇·b(X_t, t) dt
+    decoder_term: float       # E ∫ (g²/2)(‖s_θ‖² + 2 ∇·s_θ) dt
+    data_entropy: float | None  # the constant H(p_data) subtracted, or None (then value = −E[L_SB])
+    stderr: float             # Monte Carlo standard error of value (the spread over paths / √n)
+    n: int                    # number of paths
+    steps: int                # Euler–Maruyama steps
+
+    def __float__(self) -> float:
+        """``float(estimate)``: the value as a plain number (detached)."""
+        return float(self.value.detach())
+
+
+def _divergences(x, fields, probes, create_graph: bool):
+    """∇·v for each field v in ``fields`` (each (n, d), computed from x), one batched backward pass.
+
+    ``probes`` is None for the exact divergence Σ_i ∂v_i/∂x_i (d rows of the Jacobian each), or an (n, d)
+    Rademacher tensor ε for Hutchinson's unbiased estimate εᵀ (∂v/∂x) ε (one row each)."""
+    n, d = x.shape
+    k = len(fields)
+    out = torch.cat(fields, dim=1)                                   # (n, k d)
+    if probes is None:
+        eye = torch.eye(k * d, dtype=x.dtype, device=x.device)
+        grad_out = eye[:, None, :].expand(k * d, n, k * d)
+    else:
+        grad_out = torch.zeros(k, n, k * d, dtype=x.dtype, device=x.device)
+        for j in range(k):
+            grad_out[j, :, j * d:(j + 1) * d] = probes
+    rows = torch.autograd.grad(out, x, grad_outputs=grad_out, is_grads_batched=True, create_graph=create_graph,
+                               allow_unused=True)[0]
+    if rows is None:                                                  # no field depends on x
+        return [torch.zeros(n, dtype=x.dtype, device=x.device) for _ in fields]
+    if probes is None:
+        rows = rows.reshape(k, d, n, d)
+        return [rows[j].diagonal(dim1=0, dim2=2).sum(-1) for j in range(k)]
+    return [(rows[j] * probes).sum(-1) for j in range(k)]
+
+
+def path_kl_mc(encoder: nn.Module, score, x0, *, T: float = 1.0, steps: int = 32, prior_var: float = 1.0,
+               data_entropy: float | None = None, divergence: str = "exact", seed: Seed = 0) -> PathKLEstimate:
+    """Monte Carlo estimate of the path KL(Q_φ ‖ P_θ) for any encoder, by simulating encoder paths.
+
+    Uses (module docstring; Notebook 05 §"A nonlinear encoder")
+
+        KL(Q_φ ‖ P_θ) = −E log p_prior(X_T) − H(p_data) − E ∫_0^T ∇·b dt + E ∫_0^T (g²/2)(‖s_θ‖² + 2∇·s_θ) dt
+
+    with one path per row of ``x0`` (samples of p_data), simulated by Euler–Maruyama with ``steps``
+    steps of h = T/steps, ``X_{k+1} = X_k + h b(X_k, t_k) + g √h ξ_k``, and the time integrals by the
+    trapezoidal rule on the same grid. The noise ξ is drawn from ``seed`` (reparametrised), so the value
+    is differentiable in φ (through the paths and ∇·b) and in θ: use it as a training loss. Under
+    ``torch.no_grad()`` nothing is kept for a backward pass. The bias is O(h) (Euler–Maruyama; zero for
+    a Brownian reference with u ≡ 0, where only the trapezoidal rule's O(h²) is left).
+
+    Args:
+        encoder: a :class:`MLPEncoder` or :class:`~lsbcore.bridges.vae.LinearEncoder` (``drift(x, τ)``, ``g``).
+        score: the decoder score, a callable ``score(x, τ) -> (n, d)`` (e.g. a ``TimeMLP``), τ = t/T a
+            ``(n, 1)`` column in [0, 1].
+        x0: ``(n, d)`` data points, one path each.
+        T, steps, prior_var: horizon, Euler–Maruyama steps, variance of the prior N(0, prior_var I).
+        data_entropy: H(p_data) if known (e.g. ½ log det(2πe Σ) for Gaussian data). If None the value
+            is KL + H(p_data) = −E[L_SB], Chen et al.'s negative likelihood bound: an upper bound on the
+            model's negative log-likelihood E[−log p_θ(X_0)] in nats per point.
+        divergence: ``"exact"`` (autograd, d Jacobian rows; right for small d) or ``"hutchinson"``
+            (one Rademacher probe per path and time; unbiased, noisier, cheaper for large d).
+        seed: int or ``torch.Generator`` for the Brownian increments (and the probes).
+    """
+    if not (isinstance(encoder, nn.Module) and callable(getattr(encoder, "drift", None)) and hasattr(encoder, "g")):
+        raise TypeError(f"encoder must be an MLPEncoder or a LinearEncoder, got {type(encoder).__name__}")
+    if not callable(score):
+        raise TypeError(f"score must be callable (x, t) -> score, got {type(score).__name__}")
+    x0 = check_points(x0, "x0", dim=encoder.dim)
+    T = check_positive(T, "T")
+    steps = check_int(steps, "steps", minimum=1)
+    prior_var = check_positive(prior_var, "prior_var")
+    if data_entropy is not None:
+        if isinstance(data_entropy, bool) or not isinstance(data_entropy, (int, float)) or not math.isfinite(data_entropy):
+            raise ValueError(f"data_entropy must be a finite number or None, got {data_entropy!r}")
+    if divergence not in ("exact", "hutchinson"):
+        raise ValueError(f"divergence must be 'exact' or 'hutchinson', got {divergence!r}")
+    gen = generator(seed, x0.device)
+    n, d = x0.shape
+    g, h = encoder.g, T / steps
+    keep = torch.is_grad_enabled()
+    x = x0
+    div_b_int = torch.zeros(n, dtype=x0.dtype, device=x0.device)
+    dec_int = torch.zeros(n, dtype=x0.dtype, device=x0.device)
+    for k in range(steps + 1):
+        w = 0.5 * h if k in (0, steps) else h                       # trapezoidal weights
+        with torch.enable_grad():
+            xk = x if x.requires_grad else x.detach().requires_grad_(True)
+            tau = torch.full((n, 1), k / steps, dtype=x0.dtype, device=x0.device)
+            b = encoder.drift(xk, tau)
+            s = score(xk, tau)
+            probes = None
+            if divergence == "hutchinson":
+                probes = torch.randint(0, 2, (n, d), generator=gen, device=x0.device).to(x0.dtype) * 2 - 1
+            div_b, div_s = _divergences(xk, [b, s], probes, create_graph=keep)
+        if not keep:
+            xk, b, s, div_b, div_s = (v.detach() for v in (xk, b, s, div_b, div_s))
+        div_b_int = div_b_int + w * div_b
+        dec_int = dec_int + w * (0.5 * g**2 * (s**2).sum(-1) + g**2 * div_s)
+        if k < steps:
+            xi = torch.randn(n, d, generator=gen, device=x0.device, dtype=x0.dtype)
+            x = xk + h * b + g * math.sqrt(h) * xi
+    log_prior = -0.5 * (x**2).sum(-1) / prior_var - 0.5 * d * math.log(2 * math.pi * prior_var)
+    per_path = -log_prior - div_b_int + dec_int
+    h_data = 0.0 if data_entropy is None else float(data_entropy)
+    value = per_path.mean() - h_data
+    stderr = float(per_path.detach().std()) / math.sqrt(n) if n > 1 else math.nan
+    return PathKLEstimate(value=value, prior_term=float(-log_prior.detach().mean()),
+                          divergence_term=float(-div_b_int.detach().mean()), decoder_term=float(dec_int.detach().mean()),
+                          data_entropy=data_entropy, stderr=stderr, n=n, steps=steps)
+
+
+@dataclass
+class FBSDEResult:
+    """What :func:`train_sbvae_fbsde` returns: the bridge, the per-step bound −E[L_SB] and its s.e."""
+
+    bridge: SBVAEBridge
+    encoder: str
+    steps: int
+    seconds: float
+    losses: list = field(default_factory=list)
+    stderrs: list = field(default_factory=list)
+
+
+def train_sbvae_fbsde(data, *, encoder: str = "mlp", steps: int = 1000, batch: int = 256, sde_steps: int = 20,
+                      c: float = 0.0, g: float = 1.0, prior_var: float = 1.0, width: int = 64, encoder_width: int = 32,
+                      lr_encoder: float = 2e-3, lr_decoder: float = 2e-3, seed: int = 0,
+                      progress: bool = True) -> FBSDEResult:
+    """Train encoder u_φ and decoder s_θ **jointly** on the simulated path KL (the SB-FBSDE objective).
+
+    Every step draws ``batch`` data points, simulates their encoder paths on [0, 1] with ``sde_steps``
+    Euler–Maruyama steps, and takes one Adam step on both φ and θ with :func:`path_kl_mc` (no data
+    entropy: the loss is −E[L_SB], an upper bound on the negative log-likelihood in nats per point).
+    ``encoder`` is ``"mlp"`` (:class:`MLPEncoder`, width ``encoder_width``) or ``"linear"``
+    (:class:`~lsbcore.bridges.vae.LinearEncoder`, the same objective for a like-for-like comparison).
+    The decoder is a ``TimeMLP`` that predicts the score s_θ(x, t) directly.
+
+    Only the joint schedule is offered. The encoder-first schedule of :func:`~lsbcore.bridges.vae.train_sbvae`
+    trains φ on the prior loss alone, which needs H(q_T), i.e. ∫ E‖∇log q_t‖² dt — the score of a
+    density that is unknown for a nonlinear encoder. In the path KL that Fisher term cancels only
+    against the decoder's, so the encoder can only be trained *with* a decoder. Notebook 05 §"A nonlinear encoder".
+    """
+    from ..nets import TimeMLP
+    from .vae import LinearEncoder
+
+    if encoder not in ("mlp", "linear"):
+        raise ValueError(f"encoder must be 'mlp' or 'linear', got {encoder!r}")
+    data = check_points(data, "data")
+    steps = check_int(steps, "steps", minimum=0)
+    batch = check_int(batch, "batch")
+    sde_steps = check_int(sde_steps, "sde_steps")
+    d = data.shape[1]
+    gen = generator(seed, data.device)
+    if encoder == "mlp":
+        enc = MLPEncoder(d, width=encoder_width, c=c, g=g, seed=seed).to(device=data.device, dtype=data.dtype)
+    else:
+        enc = LinearEncoder(d, c=c, g=g).to(data.device)
+    net = TimeMLP(d, width=width, depth=3, seed=seed).to(device=data.device, dtype=data.dtype)
+    opt = torch.optim.Adam([{"params": enc.parameters(), "lr": lr_encoder},
+                            {"params": net.parameters(), "lr": lr_decoder}])
+    losses, stderrs = [], []
+    tic = time.perf_counter()
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(steps), desc=f"SB-FBSDE ({encoder} encoder)", disable=not progress, leave=False)
+    for step in bar:
+        idx = torch.randint(0, data.shape[0], (batch,), generator=gen, device=data.device)
+        est = path_kl_mc(enc, net, data[idx], T=1.0, steps=sde_steps, prior_var=prior_var, seed=gen)
+        opt.zero_grad(set_to_none=True)
+        est.value.backward()
+        opt.step()
+        losses.append(float(est))
+        stderrs.append(est.stderr)
+        if progress and (step + 1) % 25 == 0:
+            bar.set_postfix(bound=f"{losses[-1]:.3f}")
+    seconds = time.perf_counter() - tic
+    enc.requires_grad_(False)
+    net.requires_grad_(False)
+    bridge = SBVAEBridge(enc, net.eval(), prior_var=prior_var, param="score")
+    return FBSDEResult(bridge, encoder, steps, seconds, losses, stderrs)
