@@ -70,30 +70,60 @@ def discrete_expectation(model: LinearSBVAE, steps: int, score) -> float:
     return prior - T * float(torch.trace(M)) + dec - model.data_entropy()
 
 
-@pytest.mark.parametrize("name, kind, divergence", [
-    ("2d-controlled", "linear", "exact"),
-    ("2d-controlled", "mlp-with-linear-net", "exact"),
-    ("2d-controlled", "linear", "hutchinson"),
-    ("3d-brownian", "linear", "exact"),
+def chain_expectation(model: LinearSBVAE, steps: int, score) -> float:
+    """The exact expectation of ``path_kl_mc(form="discrete")`` for a linear model: with P = I + h M and
+    X_{k+1} = P X_k + h β + g√h ξ, the step term's v = C X_k + e + g√h G ξ (G = g²B − M, C = M + G P,
+    e = h G β + g² c), so E[(√h/g) ξ·v + (h/2g²)‖v‖²] = h tr G + (h/2g²)(E‖C X_k + e‖² + g² h ‖G‖²_F)."""
+    d, g, T = model.dim, model.g, model.T
+    M, beta = model.encoder_matrix
+    h, eye = T / steps, torch.eye(d, dtype=D64)
+    P = eye + h * M
+    m, S = model.m0.clone(), model.S0.clone()
+    total = 0.0
+    for k in range(steps):
+        B, c = score((k + 1) * h)
+        G = g**2 * B - M
+        C, e = M + G @ P, h * G @ beta + g**2 * c
+        v = C @ m + e
+        sq = float(torch.trace(C @ S @ C.T) + v @ v) + g**2 * h * float((G**2).sum())
+        total += h * float(torch.trace(G)) + h / (2 * g**2) * sq
+        m, S = P @ m + h * beta, P @ S @ P.T + g**2 * h * eye
+    prior = 0.5 * float(torch.trace(S) + m @ m) / model.prior_var + 0.5 * d * math.log(2 * math.pi * model.prior_var)
+    return prior + total - model.data_entropy()
+
+
+@pytest.mark.parametrize("name, kind, form, divergence", [
+    ("2d-controlled", "linear", "continuous", "exact"),
+    ("2d-controlled", "mlp-with-linear-net", "continuous", "exact"),
+    ("2d-controlled", "linear", "continuous", "hutchinson"),
+    ("3d-brownian", "linear", "continuous", "exact"),
+    ("2d-controlled", "mlp-with-linear-net", "discrete", "exact"),
+    ("3d-brownian", "linear", "discrete", "exact"),
 ])
-def test_path_kl_mc_matches_the_closed_form(name, kind, divergence):
+def test_path_kl_mc_matches_the_closed_form(name, kind, form, divergence):
     model = LinearSBVAE(**CONFIGS[name])
     enc = linear_encoder(model, kind)
     steps, n = 50, 20_000
     est = path_kl_mc(enc, Affine(model.A, model.a), data(model, n, 0), T=model.T, steps=steps,
-                     prior_var=model.prior_var, data_entropy=model.data_entropy(), divergence=divergence, seed=1)
+                     prior_var=model.prior_var, data_entropy=model.data_entropy(), form=form,
+                     divergence=divergence, seed=1)
     exact = model.path_kl()
     # Euler–Maruyama bias, computed exactly from the moment recursion: first order in h = T/steps
-    bias = discrete_expectation(model, steps, lambda t: (model.A, model.a)) - exact
-    bias2 = discrete_expectation(model, 2 * steps, lambda t: (model.A, model.a)) - exact
-    assert abs(bias) < 1.5 * model.T / steps                      # 0.019 (2-D) at h = 0.04
+    expectation = discrete_expectation if form == "continuous" else chain_expectation
+    bias = expectation(model, steps, lambda t: (model.A, model.a)) - exact
+    bias2 = expectation(model, 2 * steps, lambda t: (model.A, model.a)) - exact
+    assert abs(bias) < 1.5 * model.T / steps                      # 2-D: 0.019 (continuous), 0.011 (discrete)
     assert abs(bias2) < 0.6 * abs(bias)                           # halves with h
     # Monte Carlo: the estimate is within 4 standard errors of the discretised truth, and within
-    # 4 s.e. + |bias| of the continuous-time closed form (2-D: s.e. ≈ 0.012, bias ≈ 0.019, exact 0.866)
+    # 4 s.e. + |bias| of the continuous-time closed form (2-D continuous: s.e. ≈ 0.012, exact 0.866)
     assert abs(float(est) - (exact + bias)) < 4 * est.stderr
     assert abs(float(est) - exact) < 4 * est.stderr + abs(bias)
     # the parts: ∇·b = tr M is the same at every point, so its term is exact (for the exact divergence)
     M, _ = model.encoder_matrix
+    if form == "discrete":
+        assert math.isnan(est.divergence_term)
+        assert float(est) == pytest.approx(est.prior_term + est.decoder_term - model.data_entropy(), rel=1e-10)
+        return
     if divergence == "exact":
         assert est.divergence_term == pytest.approx(-model.T * float(torch.trace(M)), rel=1e-12)
     assert float(est) == pytest.approx(est.prior_term + est.divergence_term + est.decoder_term
@@ -129,7 +159,20 @@ def test_gradients_reach_encoder_and_decoder_and_match_finite_differences():
     of φ and θ, and autograd's derivative must match a central difference."""
     model = LinearSBVAE(**CONFIGS["2d-controlled"])
     x0 = data(model, 200, 4)
-    kw = dict(T=model.T, steps=10, prior_var=model.prior_var, seed=5)
+    for form in ("continuous", "discrete"):
+        _check_finite_differences(model, x0, form)
+    # a real MLP encoder and network decoder: every parameter tensor of the decoder gets a gradient;
+    # the encoder's last layer is zero, so at the start only that layer's gradient can be non-zero
+    from lsbcore.nets import TimeMLP
+    for form in ("continuous", "discrete"):
+        mlp, net = MLPEncoder(2, width=8, seed=0), TimeMLP(2, width=8, depth=2, seed=1)
+        path_kl_mc(mlp, net, x0.float(), steps=4, form=form, seed=0).value.backward()
+        assert float(mlp.net.net[-1].weight.grad.abs().sum()) > 0
+        assert all(float(p.grad.abs().sum()) > 0 for p in net.parameters())
+
+
+def _check_finite_differences(model, x0, form):
+    kw = dict(T=model.T, steps=10, prior_var=model.prior_var, form=form, seed=5)
     enc, dec = linear_encoder(model, "linear"), Affine(model.A, model.a)
     path_kl_mc(enc, dec, x0, **kw).value.backward()
     eps = 1e-6
@@ -142,13 +185,6 @@ def test_gradients_reach_encoder_and_decoder_and_match_finite_differences():
             down = float(path_kl_mc(enc, dec, x0, **kw))
             param.view(-1)[1] += eps
         assert float(grad.view(-1)[1]) == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-7)
-    # a real MLP encoder and network decoder: every parameter tensor of the decoder gets a gradient;
-    # the encoder's last layer is zero, so at the start only that layer's gradient can be non-zero
-    from lsbcore.nets import TimeMLP
-    mlp, net = MLPEncoder(2, width=8, seed=0), TimeMLP(2, width=8, depth=2, seed=1)
-    path_kl_mc(mlp, net, x0.float(), steps=4, seed=0).value.backward()
-    assert float(mlp.net.net[-1].weight.grad.abs().sum()) > 0
-    assert all(float(p.grad.abs().sum()) > 0 for p in net.parameters())
 
 
 def test_seeded_determinism_and_no_grad_evaluation():
@@ -157,8 +193,8 @@ def test_seeded_determinism_and_no_grad_evaluation():
     enc, dec = MLPEncoder(2, width=8, c=-0.5, seed=1).double(), Affine(model.A, model.a)
     with torch.no_grad():                                   # make u_φ non-zero
         enc.net.net[-1].weight.normal_(generator=torch.Generator().manual_seed(0))
-    for divergence in ("exact", "hutchinson"):
-        kw = dict(T=2.0, steps=8, divergence=divergence)
+    for form, divergence in (("continuous", "exact"), ("continuous", "hutchinson"), ("discrete", "exact")):
+        kw = dict(T=2.0, steps=8, form=form, divergence=divergence)
         a, b = path_kl_mc(enc, dec, x0, seed=7, **kw), path_kl_mc(enc, dec, x0, seed=7, **kw)
         assert float(a) == float(b) and a.stderr == b.stderr
         assert float(path_kl_mc(enc, dec, x0, seed=8, **kw)) != float(a)
@@ -177,6 +213,7 @@ def test_seeded_determinism_and_no_grad_evaluation():
     (dict(steps=2.5), "steps", TypeError),
     (dict(prior_var=0.0), "prior_var", ValueError),
     (dict(divergence="trace"), "divergence", ValueError),
+    (dict(form="ito"), "form", ValueError),
     (dict(data_entropy=float("nan")), "data_entropy", ValueError),
     (dict(score=3.0), "score", TypeError),
     (dict(encoder="mlp"), "encoder", TypeError),
@@ -219,9 +256,11 @@ def test_train_sbvae_fbsde_is_reproducible_and_samples_through_the_bridge_face()
     s = r1.bridge.sample(50, steps=10, seed=1)
     assert s.shape == (50, 2) and bool(torch.isfinite(s).all())
     torch.testing.assert_close(s, r2.bridge.sample(50, steps=10, seed=1))
-    rl = train_sbvae_fbsde(x, encoder="linear", **kw)
+    rl = train_sbvae_fbsde(x, encoder="linear", form="continuous", **kw)
     assert isinstance(rl.bridge.encoder, LinearEncoder) and rl.bridge.param == "score"
     with pytest.raises(ValueError, match="encoder"):
         train_sbvae_fbsde(x, encoder="conv")
+    with pytest.raises(ValueError, match="form"):
+        train_sbvae_fbsde(x, form="ito")
     with pytest.raises(ValueError, match="data"):
         train_sbvae_fbsde(torch.full((10, 2), float("nan")))
