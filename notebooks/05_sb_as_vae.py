@@ -253,7 +253,7 @@ assert runs["staged"].prior_losses[-1] < runs["staged"].prior_losses[0]
 
 # %% [markdown]
 # ### 2.6 A nonlinear encoder: the path KL by simulation
-# The issue asks for $u_\phi$ as a small MLP too. Then $q_t$ has no closed form: neither the prior loss
+# Nothing in the bound needs $u_\phi$ to be linear: take a small MLP. Then $q_t$ has no closed form: neither the prior loss
 # nor $\nabla\log q_t$ in drift matching can be evaluated. Their **sum** can. Integration by parts,
 # $\mathbb E_q[s\cdot\nabla\log q] = -\mathbb E_q[\nabla\cdot s]$, and the entropy production of the encoder
 # (Fokker–Planck, with $b = f + g u_\phi$),
