@@ -83,7 +83,9 @@ def sample(bridge, x, *, method: str = "sde", steps: int = 100, t0: float = 0.0,
         t0, t1: the time interval, 0 ≤ t0 < t1 ≤ 1 (e.g. t1 = 1 − δ for early stopping).
         direction: ``"forward"`` runs t0 → t1 with ``drift``; ``"backward"`` runs t1 → t0 with
             ``backward_drift`` (SDE) or the velocity in reverse time (ODE).
-        seed: int or ``torch.Generator`` on ``x``'s device, for the Brownian increments.
+        seed: int or ``torch.Generator`` on ``x``'s device, for the Brownian increments. If ``x`` was
+            drawn with ``torch.randn`` from the same integer seed, the first increments *equal* its
+            noise and the paths are biased: use another seed, or pass the same generator on.
         keep_traj: also return the states at every grid time.
         check_finite: after the loop (one host sync), raise if the samples contain NaN/inf.
 
