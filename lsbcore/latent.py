@@ -690,7 +690,8 @@ def generate_digits(autoencoder, method: str = "heat-follmer", n: int = 397, *, 
     images, and — if a classifier is given — ``evaluate_digits`` against the held-out ``"test"`` split
     plus ``latent_w2``, the W2 between the generated codes and the codes of the test digits.
     ``autoencoder`` may be :class:`PixelSpace` for the pixel-space baseline. Returns a dict with
-    ``codes``, ``images``, ``traj`` (if ``keep_traj``), ``points`` (p̂), ``seconds`` and the metrics.
+    ``codes``, ``images``, ``traj`` (if ``keep_traj``), ``points`` (p̂), ``fit_images`` (the digits
+    behind p̂), ``seconds`` and the metrics.
     """
     import time
 
@@ -711,7 +712,8 @@ def generate_digits(autoencoder, method: str = "heat-follmer", n: int = 397, *, 
     with torch.no_grad():
         images = autoencoder.decode(res.x)
     out = dict(method=method, kind=getattr(autoencoder, "kind", "?"), latent_dim=points.shape[1], n_fit=x.shape[0],
-               codes=res.x, images=images, traj=res.traj, points=points, seconds=time.perf_counter() - tic)
+               codes=res.x, images=images, traj=res.traj, points=points, fit_images=x,
+               seconds=time.perf_counter() - tic)
     if classifier is not None:
         test, _ = load_digits("test", device=dev)
         out.update(evaluate_digits(images, classifier, reference=test))

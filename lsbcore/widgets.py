@@ -391,6 +391,63 @@ def interpolation_explorer(autoencoder, images, *, a: int = 0, b: int = 1, steps
     return _connect(box, update)
 
 
+# ---------------------------------------------------------------------------------- Notebook 04
+def memorisation_explorer(spaces: dict, ns, *, method: str = "heat-follmer", sigma: float = 1.0,
+                          delta: float = 0.01, steps: int = 50, n: int = 16, seed: int = 0) -> widgets.VBox:
+    """Space, n and δ → generated digits next to the fitted digit each one is closest to.
+
+    ``spaces``: name → autoencoder (or :class:`lsbcore.latent.PixelSpace`); ``ns``: the choices for the
+    number of target digits the bridge is fitted to. For each setting, :func:`lsbcore.latent.generate_digits`
+    fits a training-free bridge to n digits and draws ``n`` samples; below each generated digit the
+    explorer shows the fitted digit whose code is nearest. The info line gives
+    :func:`lsbcore.metrics.memorisation_ratio` in the bridge's own space (generated codes and encoded
+    held-out digits, against the fitted codes): near 0 the bridge copies its training digits.
+    Notebook 04 §"Explore".
+    """
+    from . import latent as L
+    from .metrics import memorisation_ratio
+    from .utils import check_int
+
+    if not isinstance(spaces, dict) or not spaces:
+        raise TypeError("spaces must be a non-empty dict name → autoencoder")
+    ns = [check_int(v, "ns", minimum=2) for v in ns]
+    if not ns:
+        raise ValueError("ns must name at least one sample size")
+    methods = [m for m in L.METHODS if m not in ("imf", "heat-learned")]
+    if method not in methods:
+        raise ValueError(f"method must be one of {methods} (training-free), got {method!r}")
+    n = check_int(n, "n", minimum=2)
+    w_space = widgets.Dropdown(options=list(spaces), description="space")
+    w_n = widgets.SelectionSlider(options=ns, value=ns[0], description="n fitted", continuous_update=False)
+    w_delta = widgets.FloatLogSlider(value=delta, base=10, min=-3, max=-0.5, step=0.1, description="δ",
+                                     continuous_update=False)
+    box, info, out = _panel({"space": w_space, "n_fit": w_n, "delta": w_delta}, [("space", "n_fit", "delta")],
+                            height="330px")
+    test, _ = L.load_digits("test")
+    held_out: dict = {}
+
+    def update(_=None):
+        name, k, d = w_space.value, w_n.value, w_delta.value
+        ae = spaces[name]
+        if name not in held_out:
+            with torch.no_grad():
+                held_out[name] = ae.encode(test.to(next(iter(ae.buffers())).device))
+        r = L.generate_digits(ae, method, n, n_fit=k, sigma=sigma, delta=d, steps=steps, seed=seed)
+        nearest = r["fit_images"][torch.cdist(r["codes"], r["points"]).argmin(1)]
+        ratio = memorisation_ratio(r["codes"], r["points"], held_out[name])
+        box.state = {"space": name, "n_fit": k, "delta": d, "images": r["images"], "nearest": nearest,
+                     "ratio": ratio}
+        info.value = (f"{name}, {method} fitted to n = {k} digits, δ = {d:.3f}: memorisation ratio {ratio:.2f} "
+                      f"(1 ≈ as far from the fitted digits as new digits are; 0 = copies)")
+        fig, (ax0, ax1) = plt.subplots(2, 1, figsize=(n * 0.5, 2.3), constrained_layout=True)
+        L.plot_digits(r["images"], ax0, ncols=n, title=f"generated ({name}, n = {k})")
+        L.plot_digits(nearest, ax1, ncols=n, title="the nearest of the n fitted digits (nearest code)")
+        box.figure = fig
+        _show(out, fig)
+
+    return _connect(box, update)
+
+
 # ---------------------------------------------------------------------------------- Notebook 05
 def sbvae_tradeoff_explorer(data_mean: float = 2.0, data_var: float = 0.5, *, strength: float = 0.5,
                             T: float = 1.0, prior_var: float = 1.0) -> widgets.VBox:

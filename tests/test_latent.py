@@ -260,3 +260,29 @@ def test_loglog_fit_recovers_a_power_law():
     assert f["slope"] == pytest.approx(-0.5) and f["ci"][0] == pytest.approx(-0.5)
     with pytest.raises(ValueError, match="positive"):
         L.loglog_fit(n, -err)
+
+
+def test_memorisation_explorer_shows_copies_at_small_n():
+    import matplotlib
+    matplotlib.use("Agg")
+    from lsbcore import widgets as W
+    from lsbcore.metrics import memorisation_ratio
+
+    spaces = {"d*=8": L.shipped_autoencoder(8), "pixels": L.PixelSpace()}
+    box = W.memorisation_explorer(spaces, [10, 700], steps=10, n=6)
+    assert box.state["n_fit"] == 10 and box.state["images"].shape == (6, 64) and box.state["nearest"].shape == (6, 64)
+    small = box.state["ratio"]
+    box.controls["n_fit"].value = 700
+    assert box.state["n_fit"] == 700 and box.state["ratio"] > small
+    box.controls["space"].value = "pixels"
+    # the same run by hand: the nearest fitted digit is the one whose code is closest, and the ratio is
+    # taken in code space (for PixelSpace: standardised pixels) against the encoded test digits
+    r = L.generate_digits(L.PixelSpace(), "heat-follmer", 6, n_fit=700, steps=10)
+    torch.testing.assert_close(box.state["images"], r["images"])
+    torch.testing.assert_close(box.state["nearest"], r["fit_images"][torch.cdist(r["codes"], r["points"]).argmin(1)])
+    ref = L.PixelSpace().encode(L.load_digits("test")[0])
+    assert box.state["ratio"] == pytest.approx(memorisation_ratio(r["codes"], r["points"], ref))
+    with pytest.raises(ValueError, match="method"):
+        W.memorisation_explorer(spaces, [10], method="imf")
+    with pytest.raises(TypeError, match="spaces"):
+        W.memorisation_explorer({}, [10])

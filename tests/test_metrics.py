@@ -8,8 +8,8 @@ import scipy.stats
 import torch
 
 from lsbcore.marginals import Gaussian
-from lsbcore.metrics import (bures_w2, bures_w2_to_gaussian, energy_distance, mmd, sliced_w2, straightness, w2,
-                             w2_report)
+from lsbcore.metrics import (bures_w2, bures_w2_to_gaussian, energy_distance, memorisation_ratio, mmd, sliced_w2,
+                             straightness, w2, w2_report)
 from lsbcore.sde import sample_ode
 
 
@@ -174,3 +174,23 @@ def test_argument_validation():
         straightness(torch.zeros(3, 2, 2), times=torch.tensor([0.0, 0.5, 0.5]))
     with pytest.raises(ValueError, match="n_projections"):
         sliced_w2(x, x, n_projections=0)
+
+
+def test_memorisation_ratio_is_zero_for_copies_and_one_for_held_out_data():
+    g = torch.Generator().manual_seed(0)
+    train, fresh = torch.randn(200, 3, generator=g), torch.randn(150, 3, generator=g)
+    assert memorisation_ratio(train[:50].clone(), train, fresh) == 0.0
+    assert memorisation_ratio(fresh, train, fresh) == pytest.approx(1.0)
+    # points halfway to their nearest training point: the median distance halves exactly
+    nn = train[torch.cdist(fresh, train).argmin(1)]
+    assert memorisation_ratio((fresh + nn) / 2, train, fresh) == pytest.approx(0.5)
+
+
+def test_memorisation_ratio_bad_input_is_named():
+    x = torch.randn(10, 2)
+    with pytest.raises(ValueError, match="train"):
+        memorisation_ratio(x, torch.randn(10, 3), x)
+    with pytest.raises(ValueError, match="reference"):
+        memorisation_ratio(x, x, torch.full((4, 2), float("nan")))
+    with pytest.raises(ValueError, match="undefined"):
+        memorisation_ratio(x, x, x[:3])
