@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .bridges.base import Bridge
-from .nets import DigitsClassifier, MLPDecoder, MLPEncoder
+from .nets import DigitsClassifier, DigitsDecoder, DigitsEncoder
 from .train import fit
 from .train import load_checkpoint as read_checkpoint
 from .utils import Seed, check_int, check_points, check_positive, check_time, generator
@@ -144,8 +144,8 @@ class Autoencoder(nn.Module):
         if kind not in ("ae", "vae"):
             raise ValueError(f"kind must be 'ae' or 'vae', got {kind!r}")
         self.latent_dim, self.kind, self.hidden = latent_dim, kind, hidden
-        self.encoder = MLPEncoder(latent_dim * (2 if kind == "vae" else 1), hidden, seed=seed)
-        self.decoder = MLPDecoder(latent_dim, hidden, seed=seed + 1)
+        self.encoder = DigitsEncoder(latent_dim * (2 if kind == "vae" else 1), hidden, seed=seed)
+        self.decoder = DigitsDecoder(latent_dim, hidden, seed=seed + 1)
         self.register_buffer("latent_mean", torch.zeros(latent_dim))
         self.register_buffer("latent_scale", torch.ones(latent_dim))
 

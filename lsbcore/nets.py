@@ -122,7 +122,7 @@ def _digits_mlp(sizes) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class MLPEncoder(nn.Module):
+class DigitsEncoder(nn.Module):
     """Pixels ``(batch, in_dim)`` → ``(batch, out_dim)``: a latent code, or [mean, log-variance] for a VAE.
 
     Two hidden SiLU layers of ``hidden`` units; ``seed`` fixes the initial weights (forked RNG).
@@ -140,7 +140,7 @@ class MLPEncoder(nn.Module):
         return self.net(x)
 
 
-class MLPDecoder(nn.Module):
+class DigitsDecoder(nn.Module):
     """A latent code ``(batch, latent_dim)`` → pixel intensities ``(batch, out_dim)`` in (0, 1) (sigmoid).
 
     Notebook 03 §"Encoder–decoder".
@@ -179,4 +179,4 @@ class DigitsClassifier(nn.Module):
         return self.head(self.body(x))
 
 
-__all__ += ["MLPEncoder", "MLPDecoder", "DigitsClassifier"]
+__all__ += ["DigitsEncoder", "DigitsDecoder", "DigitsClassifier"]
