@@ -158,7 +158,8 @@ def moons(n, seed: Seed = 0, device=None, *, noise: float = 0.2, scale: float = 
     As in sklearn, the points sit on an even grid along the arcs, exactly n/2 per arc, before the
     Gaussian noise: two samples are a little more alike than two i.i.d. samples would be, so the W2
     noise floor between two of them is optimistic (n = 2000: 0.18 against 0.20 for an i.i.d. sample
-    of the same law; for torchcfm's variant, whose only noise is one shift per point, it is 2.3×: bench/training.py).
+    of the same law; for torchcfm's variant, whose only noise is one shift per point, the i.i.d.
+    sample scores 2.3 × the floor: bench/training.py).
     """
     n = check_int(n, "n")
     dev = torch.device(device) if device is not None else torch.device("cpu")
