@@ -353,6 +353,14 @@ class LinearSBVAE:
 
 
 # ---------------------------------------------------------------------------------- 2-D training
+def encoder_reference(dim, c, g) -> tuple:
+    """Check an encoder's size and reference SDE ``dX = c X dt + g dW``; return ``(dim, c, g)``."""
+    dim = check_int(dim, "dim")
+    if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
+        raise ValueError(f"c must be a finite real number, got {c!r}")
+    return dim, float(c), check_positive(g, "g")
+
+
 class LinearEncoder(nn.Module):
     """The encoder SDE ``dX = [c X + g (K X + k)] dt + g dW`` with learnable K (d, d) and k (d,).
 
@@ -363,11 +371,7 @@ class LinearEncoder(nn.Module):
 
     def __init__(self, dim: int, *, c: float = 0.0, g: float = 1.0):
         super().__init__()
-        self.dim = check_int(dim, "dim")
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
-            raise ValueError(f"c must be a finite real number, got {c!r}")
-        self.c = float(c)
-        self.g = check_positive(g, "g")
+        self.dim, self.c, self.g = encoder_reference(dim, c, g)
         self.K = nn.Parameter(torch.zeros(dim, dim, dtype=_DT))
         self.k = nn.Parameter(torch.zeros(dim, dtype=_DT))
 

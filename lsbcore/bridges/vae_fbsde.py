@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from ..utils import Seed, check_int, check_points, check_positive, generator
-from .vae import SBVAEBridge
+from .vae import SBVAEBridge, encoder_reference
 
 __all__ = ["MLPEncoder", "PathKLEstimate", "path_kl_mc", "FBSDEResult", "train_sbvae_fbsde"]
 
@@ -59,11 +59,7 @@ class MLPEncoder(nn.Module):
         from ..nets import TimeMLP
 
         super().__init__()
-        self.dim = check_int(dim, "dim")
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
-            raise ValueError(f"c must be a finite real number, got {c!r}")
-        self.c = float(c)
-        self.g = check_positive(g, "g")
+        self.dim, self.c, self.g = encoder_reference(dim, c, g)
         self.net = TimeMLP(self.dim, width=width, depth=depth, seed=seed)
         last = self.net.net[-1]
         with torch.no_grad():
