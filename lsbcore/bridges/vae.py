@@ -390,6 +390,11 @@ class LinearEncoder(nn.Module):
         return self.c * x + self.g * self.control(x)
 
 
+def prior_log_density(x, prior_var: float) -> torch.Tensor:
+    """log N(x; 0, prior_var I) per row of ``x`` (the prior p_prior of the decoder)."""
+    return -0.5 * (x**2).sum(-1) / prior_var - 0.5 * x.shape[1] * math.log(2 * math.pi * prior_var)
+
+
 def empirical_prior_loss(encoder: LinearEncoder, data, *, T: float = 1.0, prior_var: float = 1.0,
                          n_mc: int = 512, seed: Seed = 0) -> torch.Tensor:
     """Monte Carlo estimate of the prior loss KL(q_T ‖ N(0, prior_var I)) for the empirical data set.
@@ -419,7 +424,7 @@ def empirical_prior_loss(encoder: LinearEncoder, data, *, T: float = 1.0, prior_
     logdet = 2 * torch.log(torch.diagonal(L)).sum()
     log_comp = -0.5 * sq - 0.5 * logdet - 0.5 * encoder.dim * _LOG2PI
     log_q = torch.logsumexp(log_comp, dim=1) - math.log(x.shape[0])
-    log_prior = -0.5 * (y**2).sum(-1) / prior_var - 0.5 * encoder.dim * math.log(2 * math.pi * prior_var)
+    log_prior = prior_log_density(y, prior_var)
     return (log_q - log_prior).mean()
 
 

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from ..utils import Seed, check_int, check_points, check_positive, generator
-from .vae import SBVAEBridge, encoder_reference
+from .vae import SBVAEBridge, encoder_reference, prior_log_density
 
 __all__ = ["MLPEncoder", "PathKLEstimate", "path_kl_mc", "FBSDEResult", "train_sbvae_fbsde"]
 
@@ -215,12 +215,8 @@ def path_kl_mc(encoder: nn.Module, score, x0, *, T: float = 1.0, steps: int = 32
         if k < steps:
             xi = torch.randn(n, d, generator=gen, device=x0.device, dtype=x0.dtype)
             x = xk + h * b + g * math.sqrt(h) * xi
-    log_prior = _log_prior(x, prior_var)
+    log_prior = prior_log_density(x, prior_var)
     return _estimate(-log_prior - div_b_int + dec_int, log_prior, div_b_int, dec_int, data_entropy, steps)
-
-
-def _log_prior(x, prior_var: float):
-    return -0.5 * (x**2).sum(-1) / prior_var - 0.5 * x.shape[1] * math.log(2 * math.pi * prior_var)
 
 
 def _estimate(per_path, log_prior, div_int, dec_int, data_entropy, steps) -> PathKLEstimate:
@@ -248,7 +244,7 @@ def _chain_kl(encoder, score, x0, T, steps, prior_var, data_entropy, gen) -> Pat
         v = b + g**2 * score(x1, tau) - b1                             # b(X_k) + d(X_{k+1})
         trans = trans + (math.sqrt(h) / g) * (xi * v).sum(-1) + (h / (2 * g**2)) * (v**2).sum(-1)
         x, b = x1, b1
-    log_prior = _log_prior(x, prior_var)
+    log_prior = prior_log_density(x, prior_var)
     return _estimate(-log_prior + trans, log_prior, None, trans, data_entropy, steps)
 
 
