@@ -69,13 +69,18 @@ def sample_8gaussians(n: int, g: torch.Generator) -> torch.Tensor:
     return _CENTRES[idx] + 0.1**0.25 * torch.randn(n, 2, generator=g)
 
 
+def _arc(s: torch.Tensor, outer: bool) -> torch.Tensor:
+    """Points at angles ``s`` on the outer moon (cos s, sin s) or the inner one (1 − cos s, ½ − sin s)."""
+    if outer:
+        return torch.stack([torch.cos(s), torch.sin(s)], 1)
+    return torch.stack([1 - torch.cos(s), 1 - torch.sin(s) - 0.5], 1)
+
+
 def sample_moons(n: int, g: torch.Generator) -> torch.Tensor:
     """torchcfm.utils.sample_moons = 3 · torchdyn.generate_moons(n, noise=0.2) − 1 (see module doc)."""
     n_out, n_in = n // 2, n - n // 2
-    s_out = torch.linspace(0, math.pi, n_out)
-    s_in = torch.linspace(0, math.pi, n_in)
-    x = torch.cat([torch.stack([torch.cos(s_out), torch.sin(s_out)], 1),
-                   torch.stack([1 - torch.cos(s_in), 1 - torch.sin(s_in) - 0.5], 1)])
+    x = torch.cat([_arc(torch.linspace(0, math.pi, n_out), outer=True),
+                   _arc(torch.linspace(0, math.pi, n_in), outer=False)])
     x = x + 0.2 * torch.rand(n, 1, generator=g)          # one uniform shift, both coordinates
     return 3 * x - 1
 
@@ -85,9 +90,7 @@ def sample_moons_iid(n: int, g: torch.Generator) -> torch.Tensor:
     with probability ½ and a position uniform on [0, π] (instead of an even grid and n/2 per arc)."""
     outer = torch.rand(n, generator=g) < 0.5
     s = math.pi * torch.rand(n, generator=g)
-    arc_out = torch.stack([torch.cos(s), torch.sin(s)], 1)
-    arc_in = torch.stack([1 - torch.cos(s), 1 - torch.sin(s) - 0.5], 1)
-    x = torch.where(outer[:, None], arc_out, arc_in) + 0.2 * torch.rand(n, 1, generator=g)
+    x = torch.where(outer[:, None], _arc(s, outer=True), _arc(s, outer=False)) + 0.2 * torch.rand(n, 1, generator=g)
     return 3 * x - 1
 
 
