@@ -21,7 +21,7 @@ import ot
 import torch
 
 from lsbcore.marginals import eight_gaussians, moons
-from lsbcore.schrodinger.sinkhorn import sinkhorn_cost, squared_distances
+from lsbcore.schrodinger._sinkhorn import sinkhorn_cost, squared_distances
 
 
 def marginal_error(P, a, b):

@@ -1,15 +1,75 @@
 """lsbcore: Schrödinger-bridge diffusion models for teaching and quick experiments.
 
-The package follows one pipeline: marginals → static solver → coupling → bridge (drift) → sampler →
-samples → metrics / plots. See README.md for the map and notebooks/ for the course.
+One pipeline: marginals → static solver → coupling → bridge (drift) → sampler → samples → metrics.
+A notebook reads like the math::
+
+    import lsbcore as lsb
+    res = lsb.sinkhorn(x0, x1, eps=0.1)
+    bridge = lsb.fit_bridge(x0, x1, sigma=0.5)
+    out = lsb.sample(bridge, x0, method="ode", steps=50)
+
+The verbs and classes below are the public API (the POT way: implementations live in modules, the
+names live here). They are loaded on first use, so ``import lsbcore`` stays fast and a notebook that
+only solves a static problem never imports the trainers. README.md has the package map and the
+glossary; docs/theory.md the equations.
 """
-from . import marginals
-from .marginals import Empirical, Gaussian, GaussianMixture, Toy2D
-from .utils import device, generator, is_fast, seed_everything
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "device", "generator", "is_fast", "seed_everything",
-    "marginals", "Gaussian", "GaussianMixture", "Empirical", "Toy2D",
-]
+# public name -> module that defines it (relative to lsbcore)
+_API = {
+    # ground floor
+    "device": "utils", "generator": "utils", "seed_everything": "utils", "is_fast": "utils",
+    # marginals
+    "Gaussian": "marginals", "GaussianMixture": "marginals", "Empirical": "marginals", "Toy2D": "marginals",
+    # the face
+    "Bridge": "bridge", "MethodUnavailable": "bridge",
+    # the static problem
+    "sinkhorn": "schrodinger", "squared_distances": "schrodinger", "SinkhornResult": "schrodinger",
+    "fortet": "schrodinger", "Grid": "schrodinger", "GaussianBridge": "schrodinger", "monge_map": "schrodinger",
+    # reference processes
+    "Brownian": "bridges.reference", "OU": "bridges.reference", "VP": "bridges.reference",
+    "BrownianBridge": "bridges.reference", "brownian_bridge_sample": "bridges.reference",
+    # learned and Monte-Carlo bridges
+    "MatchedBridge": "bridges.matching", "couple": "bridges.matching", "fit_bridge": "bridges.matching",
+    "imf": "bridges.matching",
+    "FollmerMC": "bridges.follmer", "EmpiricalFollmer": "bridges.follmer", "fit_follmer": "bridges.follmer",
+    "HeatFlowBridge": "bridges.heat", "SmoothedFollmer": "bridges.heat", "fit_heat_flow": "bridges.heat",
+    "LinearForward": "bridges.vsdm", "VSDM": "bridges.vsdm", "fit_vsdm": "bridges.vsdm",
+    "LinearSBVAE": "bridges.sbvae_exact",
+    "SBVAEBridge": "bridges.sbvae", "LinearEncoder": "bridges.sbvae", "MLPEncoder": "bridges.sbvae",
+    "fit_sbvae": "bridges.sbvae",
+    # sampling and training
+    "sample": "sde", "generate": "sde", "SampleResult": "sde",
+    "fit": "train", "load_checkpoint": "train", "save_checkpoint": "train", "ChecksumError": "utils",
+    # metrics
+    "w2": "metrics", "w2_report": "metrics", "sliced_w2": "metrics", "mmd": "metrics",
+    "energy_distance": "metrics", "bures_w2": "metrics", "straightness": "metrics",
+    "histogram_error": "metrics", "memorisation_ratio": "metrics",
+    # digits and the latent pipeline
+    "load_digits": "digits", "shift_digits": "digits", "frechet_digits_distance": "digits",
+    "shipped_autoencoder": "shipped", "shipped_classifier": "shipped",
+    "generate_digits": "latent",
+}
+_MODULES = ("utils", "marginals", "bridge", "schrodinger", "bridges", "sde", "train", "nets", "metrics",
+            "plotting", "widgets", "digits", "shipped", "latent")
+
+__all__ = sorted(_API) + list(_MODULES)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    elif name in _MODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'lsbcore' has no attribute {name!r}")
+    globals()[name] = value  # cache: the next access is a plain attribute
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

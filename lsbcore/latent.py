@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .bridges.base import Bridge
+from .bridge import Bridge
 from .nets import DigitsClassifier, DigitsDecoder, DigitsEncoder
 from .train import fit
 from .train import load_checkpoint as read_checkpoint
-from .utils import Seed, check_int, check_points, check_positive, check_time, generator
+from .utils import ChecksumError, Seed, check_int, check_points, check_positive, check_time, generator
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 MANIFEST_NAME = "MANIFEST.json"
@@ -41,11 +41,6 @@ IMAGE_SIDE = 8
 PIXELS = IMAGE_SIDE * IMAGE_SIDE
 
 
-class ChecksumError(ValueError):
-    """A shipped file does not match the sha256 sum recorded in the manifest (corrupt or tampered)."""
-
-
-# ------------------------------------------------------------------------------------------ data
 def load_digits(split: str = "target", *, classes: Optional[Sequence[int]] = None, device=None,
                 dtype: torch.dtype = torch.float32):
     """The sklearn 8×8 digits of one split as ``(x, y)``: x is ``(n, 64)`` in [0, 1], y the labels.

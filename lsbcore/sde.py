@@ -25,6 +25,7 @@ from typing import Optional
 
 import torch
 
+from .bridge import Bridge
 from .utils import Seed, check_int, check_points, generator
 
 _METHODS = ("sde", "ode")
@@ -47,6 +48,10 @@ class SampleResult:
 
 def _check_bridge(bridge, method: str, direction: str) -> None:
     need = "velocity" if method == "ode" else ("drift" if direction == "forward" else "backward_drift")
+    if isinstance(bridge, Bridge):
+        if not bridge.provides(need):
+            raise bridge._unavailable(need)
+        return
     if not callable(getattr(bridge, need, None)):
         raise TypeError(f"bridge must have a callable .{need}(x, t) for method={method!r}, "
                         f"direction={direction!r}; got {type(bridge).__name__}")
@@ -110,8 +115,8 @@ def sample(bridge, x, *, method: str = "sde", steps: int = 100, t0: float = 0.0,
     if method == "sde":
         f = bridge.drift if direction == "forward" else bridge.backward_drift
         diffusion = bridge.diffusion if callable(getattr(bridge, "diffusion", None)) else (lambda t: bridge.sigma)
-        g = generator(seed, x.device)
-        x = _euler_maruyama(f, diffusion, x, t_full, hs, g, traj)
+        gen = generator(seed, x.device)
+        x = _euler_maruyama(f, diffusion, x, t_full, hs, gen, traj)
         nfe = steps
     else:
         x = _heun(bridge.velocity, x, t_full, hs, traj)
@@ -123,13 +128,13 @@ def sample(bridge, x, *, method: str = "sde", steps: int = 100, t0: float = 0.0,
     return SampleResult(x=x, traj=traj, times=times, nfe=nfe)
 
 
-def _euler_maruyama(f, diffusion, x, t_full, hs, g, traj):
+def _euler_maruyama(f, diffusion, x, t_full, hs, gen, traj):
     shape, dev, dt = x.shape, x.device, x.dtype
     for k, h in enumerate(hs):
         h = abs(h)  # each direction's drift is written in its own (forward-running) time
         t = t_full[k]
         sd = diffusion(t)
-        noise = torch.randn(shape, generator=g, device=dev, dtype=dt)
+        noise = torch.randn(shape, generator=gen, device=dev, dtype=dt)
         x = torch.add(x, f(x, t), alpha=h)
         if isinstance(sd, torch.Tensor):
             x = x + (sd * math.sqrt(h)) * noise
@@ -149,6 +154,31 @@ def _heun(v, x, t_full, hs, traj):
         if traj is not None:
             traj[k + 1] = x
     return x
+
+
+def generate(bridge: Bridge, n: int, *, method: str = "sde", steps: int = 100, t_gap: float = 0.0,
+             seed: Seed = 0, device=None, keep_traj: bool = False) -> SampleResult:
+    """Generate ``n`` samples of a bridge's data marginal: draw start points with ``bridge.start`` and
+    integrate towards ``bridge.data_end`` (forward if the data sit at t = 1, backward if at t = 0).
+
+    ``t_gap`` stops that far from the data end (e.g. 1e-3 where the drift is singular there). One
+    generator, seeded once, draws the start points and then the Brownian increments, so the two never
+    share noise. Notebook 02 §1 (the bridge explorer).
+    """
+    if not isinstance(bridge, Bridge):
+        raise TypeError(f"bridge must be an lsbcore Bridge, got {type(bridge).__name__}")
+    n = check_int(n, "n")
+    gap = float(t_gap) if isinstance(t_gap, (int, float)) and not isinstance(t_gap, bool) else None
+    if gap is None or not 0.0 <= gap < 1.0:
+        raise ValueError(f"t_gap must be a float in [0, 1), got {t_gap!r}")
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    gen = generator(seed, dev)
+    x = bridge.start(n, seed=gen, device=dev)
+    if bridge.data_end == 1:
+        return sample(bridge, x, method=method, steps=steps, t0=0.0, t1=1.0 - gap, direction="forward",
+                      seed=gen, keep_traj=keep_traj)
+    return sample(bridge, x, method=method, steps=steps, t0=gap, t1=1.0, direction="backward",
+                  seed=gen, keep_traj=keep_traj)
 
 
 def sample_sde(bridge, x, **kwargs) -> SampleResult:

@@ -6,6 +6,7 @@ Public functions of lsbcore validate their inputs here, at the boundary, and rai
 from __future__ import annotations
 
 import math
+import os
 import random
 from numbers import Real
 from typing import Optional, Union
@@ -14,6 +15,10 @@ import numpy as np
 import torch
 
 Seed = Union[int, torch.Generator, None]
+
+
+class ChecksumError(ValueError):
+    """A file's content does not match its recorded sha256: it is corrupt or was changed."""
 
 
 def device(prefer: Optional[str] = None) -> torch.device:
@@ -30,32 +35,38 @@ def device(prefer: Optional[str] = None) -> torch.device:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch's global generators (for code we do not control, e.g. nn.init)."""
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed % 2**64)
 
 
 def generator(seed: Seed = 0, device: Union[str, torch.device, None] = "cpu") -> torch.Generator:
     """A ``torch.Generator`` on ``device`` seeded with ``seed`` (a generator is passed through).
 
     Every random function in lsbcore takes ``seed=`` as an int or a generator, so the same seed gives
-    the same numbers on CPU; nothing reads torch's global RNG silently.
+    the same numbers on CPU; nothing reads torch's global RNG silently. ``None`` means 0.
     """
     if isinstance(seed, torch.Generator):
         return seed
+    seed = check_seed(seed)
+    gen = torch.Generator(device=torch.device(device if device is not None else "cpu"))
+    gen.manual_seed(seed)
+    return gen
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """An int seed in [−2⁶³, 2⁶⁴) (``None`` → 0); a TypeError/ValueError naming ``name`` otherwise."""
     if seed is None:
-        seed = 0
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int or a torch.Generator, got {type(seed).__name__}")
-    dev = torch.device(device if device is not None else "cpu")
-    g = torch.Generator(device=dev)
-    g.manual_seed(int(seed))
-    return g
+        return 0
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{name} must be an int or a torch.Generator, got {type(seed).__name__}")
+    seed = int(seed)
+    if not -(2**63) <= seed < 2**64:
+        raise ValueError(f"{name} must lie in [-2**63, 2**64), got {seed}")
+    return seed
 
 
-# ---------------------------------------------------------------------------------- checks
 def check_positive(value, name: str, *, allow_zero: bool = False) -> float:
     """A finite real number > 0 (or ≥ 0 with ``allow_zero``), else a ValueError naming ``name``."""
     if isinstance(value, torch.Tensor):
@@ -146,28 +157,112 @@ def check_same_device(**tensors: torch.Tensor) -> torch.device:
 
 
 def check_time(t, name: str = "t", *, batch: Optional[int] = None, like: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Time as a tensor broadcastable to ``(batch, 1)`` with values in [0, 1]."""
+    """Time as a tensor broadcastable to ``(batch, 1)`` with values in [0, 1]: the one time check.
+
+    ``t`` may be a Python number, a 0-d tensor, ``(batch,)`` or ``(batch, 1)``; the result is 2-D with 1
+    or ``batch`` rows, on ``like``'s device and dtype when ``like`` is given. A Python number goes
+    straight to that dtype (no float32 round trip). Values (NaN/inf, outside [0, 1]) are checked on the
+    host, and for tensors on the CPU only, so a drift called inside a GPU sampling loop never syncs.
+    """
     if isinstance(t, Real) and not isinstance(t, bool):
-        t = torch.tensor(float(t), dtype=like.dtype if like is not None else None)
-    if not isinstance(t, torch.Tensor):
+        value = float(t)
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}")
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        t = torch.tensor(value, dtype=like.dtype if like is not None else torch.get_default_dtype(),
+                         device=like.device if like is not None else None)
+    elif not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a float or a tensor, got {type(t).__name__}")
-    if like is not None:
-        t = t.to(device=like.device, dtype=like.dtype)
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or inf")
-    if bool((t < 0).any()) or bool((t > 1).any()):
-        raise ValueError(f"{name} must lie in [0, 1]")
+    else:
+        if not (torch.is_floating_point(t) or t.dtype in (torch.int32, torch.int64)):
+            raise TypeError(f"{name} must be a real tensor, got dtype {t.dtype}")
+        if like is not None:
+            if t.device != like.device and t.numel() != 1:
+                raise ValueError(f"{name} is on {t.device} but x is on {like.device}: move them to one device")
+            t = t.to(device=like.device, dtype=like.dtype)
+        elif not torch.is_floating_point(t):
+            t = t.to(torch.get_default_dtype())
+        if t.device.type == "cpu":
+            if not bool(torch.isfinite(t).all()):
+                raise ValueError(f"{name} contains NaN or inf")
+            if bool((t < 0).any()) or bool((t > 1).any()):
+                raise ValueError(f"{name} must lie in [0, 1]")
     if t.ndim == 0:
         t = t.reshape(1, 1)
     elif t.ndim == 1:
         t = t[:, None]
+    if t.ndim != 2 or t.shape[1] != 1:
+        raise ValueError(f"{name} must be broadcastable to (batch, 1), got shape {tuple(t.shape)}")
     if batch is not None and t.shape[0] not in (1, batch):
         raise ValueError(f"{name} has {t.shape[0]} rows but the batch has {batch}")
     return t
 
 
+def time_column(t, x: torch.Tensor, name: str = "t") -> torch.Tensor:
+    """``t`` checked by :func:`check_time` and expanded to a ``(batch, 1)`` column like ``x`` (no copy)."""
+    return check_time(t, name, batch=x.shape[0], like=x).expand(x.shape[0], 1)
+
+
+def as_vector(value, name: str, d: int, *, dtype=torch.float64, device=None) -> torch.Tensor:
+    """A finite vector of shape ``(d,)`` from a number (repeated) or a vector; errors name ``name``."""
+    if isinstance(value, (bool, str)):
+        raise TypeError(f"{name} must be a number or a vector, got {type(value).__name__}")
+    try:
+        v = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=dtype)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a number or a vector, got {type(value).__name__}") from None
+    if v.is_complex() or v.dtype == torch.bool:
+        raise TypeError(f"{name} must be real, got dtype {v.dtype}")
+    v = v.to(device=device if device is not None else v.device, dtype=dtype)
+    if v.ndim == 0:
+        v = v * torch.ones(d, dtype=dtype, device=v.device)
+    if v.shape != (d,):
+        raise ValueError(f"{name} must have shape ({d},), got {tuple(v.shape)}")
+    if not bool(torch.isfinite(v).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+    return v
+
+
+def as_matrix(value, name: str, d: int, *, dtype=torch.float64, device=None, kind: str = "any") -> torch.Tensor:
+    """A finite ``(d, d)`` matrix from a number (times I), a vector (diagonal) or a matrix.
+
+    ``kind``: ``"any"`` (no further check), ``"sym"`` (symmetric), ``"psd"`` (symmetric positive
+    semi-definite, e.g. a covariance that may be singular) or ``"pd"`` (symmetric positive definite).
+    The one covariance coercer of the package; errors are ValueError/TypeError naming ``name``.
+    """
+    if isinstance(value, (bool, str)):
+        raise TypeError(f"{name} must be a number, a vector or a matrix, got {type(value).__name__}")
+    try:
+        a = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=dtype)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a number, a vector or a matrix, got {type(value).__name__}") from None
+    if a.is_complex() or a.dtype == torch.bool:
+        raise TypeError(f"{name} must be real, got dtype {a.dtype}")
+    a = a.to(device=device if device is not None else a.device, dtype=dtype)
+    if a.ndim == 0:
+        a = a * torch.eye(d, dtype=dtype, device=a.device)
+    elif a.ndim == 1:
+        if a.shape[0] != d:
+            raise ValueError(f"{name} must have length {d}, got {a.shape[0]}")
+        a = torch.diag(a)
+    if a.shape != (d, d):
+        raise ValueError(f"{name} must have shape ({d}, {d}), got {tuple(a.shape)}")
+    if not bool(torch.isfinite(a).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+    if kind == "any":
+        return a
+    scale = max(1.0, float(a.abs().max()))
+    if not torch.allclose(a, a.T, rtol=1e-8, atol=1e-10 * scale):
+        raise ValueError(f"{name} must be symmetric")
+    a = 0.5 * (a + a.T)
+    if kind == "pd" and bool((torch.linalg.eigvalsh(a) <= 0).any()):
+        raise ValueError(f"{name} must be positive definite")
+    if kind == "psd" and float(torch.linalg.eigvalsh(a).min()) < -1e-10 * scale:
+        raise ValueError(f"{name} must be positive semi-definite")
+    return a
+
+
 def is_fast() -> bool:
     """True when ``LSB_FAST=1``: notebooks and benchmarks shrink their sizes (same code, smaller)."""
-    import os
-
     return os.environ.get("LSB_FAST", "0") not in ("", "0", "false", "False")

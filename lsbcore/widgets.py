@@ -63,7 +63,7 @@ def bridge_mixture_explorer(x0, x1, *, sigma: float = 0.5, coupling: str = "inde
     """
     from .bridges.matching import COUPLINGS, couple
     from .plotting import new_axes, paths2d, scatter2d
-    from .reference import BrownianBridge, brownian_bridge_sample
+    from .bridges.reference import BrownianBridge, brownian_bridge_sample
     from .sde import sample
     from .utils import check_points
 

@@ -52,10 +52,10 @@ from IPython.display import display
 
 from lsbcore import Gaussian, GaussianMixture
 from lsbcore.plotting import coupling_image, density_curves, density_image, new_axes
-from lsbcore.reference import brownian_bridge_sample
+from lsbcore.bridges.reference import brownian_bridge_sample
 from lsbcore.schrodinger.gaussian import GaussianBridge, monge_map
 from lsbcore.schrodinger.grid import Grid, fortet
-from lsbcore.schrodinger.sinkhorn import log_sinkhorn_step, sinkhorn, squared_distances
+from lsbcore.schrodinger._sinkhorn import log_sinkhorn_step, sinkhorn, squared_distances
 from lsbcore.sde import sample
 from lsbcore import widgets as W
 

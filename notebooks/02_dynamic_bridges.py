@@ -52,12 +52,12 @@ import torch
 
 from lsbcore import Gaussian, Toy2D
 from lsbcore import widgets as W
-from lsbcore.bridges import Bridge
+from lsbcore.bridge import Bridge
 from lsbcore.bridges.follmer import EmpiricalFollmer, FollmerMC, fit_follmer, gaussian_follmer_drift
 from lsbcore.bridges.matching import MatchedBridge, couple, fit_bridge
 from lsbcore.metrics import bures_w2_to_gaussian, energy_distance, mmd, straightness, w2_report
 from lsbcore.plotting import new_axes, paths2d, scatter2d
-from lsbcore.reference import BrownianBridge, brownian_bridge_sample
+from lsbcore.bridges.reference import BrownianBridge, brownian_bridge_sample
 from lsbcore.schrodinger.gaussian import GaussianBridge
 from lsbcore.sde import sample
 

@@ -61,7 +61,7 @@ from lsbcore.bridges.vsdm import (VSDM, LinearForward, evaluate,
                                   ou_gaussian_bridge_moments, train_vsdm)
 from lsbcore.marginals import checkerboard, spiral
 from lsbcore.plotting import new_axes, scatter2d
-from lsbcore.reference import VP
+from lsbcore.bridges.reference import VP
 from lsbcore.sde import sample
 
 torch.set_num_threads(1)   # tiny 2-D models: one thread is fastest (no thread wake-ups)

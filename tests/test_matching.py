@@ -13,7 +13,7 @@ from lsbcore.bridges.matching import (EndpointDrift, MatchedBridge, bridge_targe
 from lsbcore.marginals import eight_gaussians, moons
 from lsbcore.nets import TimeMLP
 from lsbcore.sde import sample
-from lsbcore.schrodinger.sinkhorn import sinkhorn
+from lsbcore.schrodinger._sinkhorn import sinkhorn
 
 
 def _gen(seed):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.integrate import quad
 
-from lsbcore.reference import OU, VP, Brownian, BrownianBridge, brownian_bridge_sample
+from lsbcore.bridges.reference import OU, VP, Brownian, BrownianBridge, brownian_bridge_sample
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from lsbcore.bridges import Bridge
-from lsbcore.reference import OU, VP, BrownianBridge
+from lsbcore.bridge import Bridge
+from lsbcore.bridges.reference import OU, VP, BrownianBridge
 from lsbcore.sde import SampleResult, sample, sample_ode, sample_sde
 
 

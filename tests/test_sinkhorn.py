@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsbcore.schrodinger.sinkhorn import (
+from lsbcore.schrodinger._sinkhorn import (
     SinkhornConvergenceError,
     log_sinkhorn_step,
     sinkhorn,
@@ -86,7 +86,7 @@ def test_small_eps_cost_close_to_emd(eps):
 
 def test_small_eps_newton_phase_converges(monkeypatch):
     """8-gaussians → moons at ε = 1e-4: Sinkhorn's slow phase, finished by the Newton steps."""
-    import lsbcore.schrodinger.sinkhorn as sk
+    import lsbcore.schrodinger._sinkhorn as sk
     from lsbcore.marginals import eight_gaussians, moons
 
     calls = []

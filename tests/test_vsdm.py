@@ -8,7 +8,7 @@ from scipy.integrate import solve_ivp
 
 from lsbcore.bridges.vsdm import (VSDM, LinearForward, backward_score_loss, ou_gaussian_bridge_moments,
                                   train_vsdm, update_A)
-from lsbcore.reference import VP
+from lsbcore.bridges.reference import VP
 from lsbcore.sde import sample
 
 D64 = torch.float64

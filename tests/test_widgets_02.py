@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from lsbcore.reference import BrownianBridge
+from lsbcore.bridges.reference import BrownianBridge
 from lsbcore.schrodinger.gaussian import GaussianBridge
 from lsbcore.widgets import bridge_mixture_explorer, sampler_explorer
 

@@ -1,8 +1,3 @@
-"""Dynamic bridges (notebooks 02, 05, 06). Every one exposes the :class:`Bridge` face
-(drift, backward_drift, velocity, sigma), so one sampler (``lsbcore.sde``) serves them all."""
-from .base import Bridge
-from .follmer import EmpiricalFollmer, FollmerMC, fit_follmer
-from .matching import MatchedBridge, couple, fit_bridge, imf, matching_loss
-
-__all__ = ["Bridge", "EmpiricalFollmer", "FollmerMC", "fit_follmer", "MatchedBridge", "couple", "fit_bridge",
-           "imf", "matching_loss"]
+"""Every dynamic bridge, each a small subclass of the face in ``lsbcore.bridge`` (notebooks 02–06), so
+one sampler (``lsbcore.sample``) serves them all. Import the classes from the top level
+(``lsb.MatchedBridge``) or from their module (``lsbcore.bridges.matching``)."""

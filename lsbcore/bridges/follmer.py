@@ -33,7 +33,7 @@ import torch
 
 from ..utils import Seed, check_int, check_points, check_positive, check_same_device, check_weights, generator
 from ..nets import as_time_column
-from .base import Bridge
+from ..bridge import Bridge
 from .matching import MatchedBridge, fit_bridge
 
 __all__ = ["follmer_mc_drift", "FollmerMC", "empirical_follmer_drift", "EmpiricalFollmer",

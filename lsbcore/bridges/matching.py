@@ -30,7 +30,7 @@ from torch import nn
 from ..nets import TimeMLP
 from ..train import fit
 from ..utils import Seed, check_int, check_points, check_positive, check_same_device, generator
-from .base import Bridge
+from ..bridge import Bridge
 
 __all__ = ["brownian_bridge", "bridge_target", "matching_loss", "couple", "COUPLINGS",
            "MatchedBridge", "EndpointDrift", "fit_bridge", "imf", "simulate"]
@@ -51,7 +51,7 @@ def brownian_bridge(x0, x1, t, sigma: float, seed: Seed = 0) -> torch.Tensor:
     sigma = check_positive(sigma, "sigma", allow_zero=True)
     if sigma == 0:                                   # flow matching: the straight line, no noise
         return (1 - t) * x0 + t * x1
-    from ..reference import brownian_bridge_sample  # (reference imports bridges: import here)
+    from .reference import brownian_bridge_sample
 
     return brownian_bridge_sample(x0, x1, t, sigma, seed=seed)
 
@@ -118,7 +118,7 @@ def couple(x0, x1, coupling: str = "sinkhorn", *, sigma: Optional[float] = None,
             if sigma is None:
                 raise ValueError("the sinkhorn coupling needs sigma (eps = 2σ²) or eps")
             eps = 2 * check_positive(sigma, "sigma") ** 2
-        from ..schrodinger.sinkhorn import sinkhorn
+        from ..schrodinger import sinkhorn
 
         res = sinkhorn(x0, x1, check_positive(eps, "eps"), **sinkhorn_kwargs)
         i, j = res.sample_indices(x0.shape[0], seed=generator(seed, x0.device))

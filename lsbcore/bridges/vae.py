@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ..utils import Seed, check_int, check_points, check_positive, generator
-from .base import Bridge
+from ..bridge import Bridge
 
 __all__ = ["LinearMoments", "linear_sde_moments", "gaussian_kl", "LinearSBVAE", "LinearEncoder", "SBVAEBridge",
            "ScheduleResult", "empirical_prior_loss", "decoder_dsm_loss", "train_sbvae"]

@@ -31,9 +31,10 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import orthogonal
 
-from ..reference import VP
+from .reference import VP
+from ..metrics import histogram_error
 from ..utils import Seed, check_int, check_points, check_positive, generator
-from .base import Bridge
+from ..bridge import Bridge
 from .vae import _single_time, cholesky, linear_sde_moments, score_from_noise
 
 __all__ = ["LinearForward", "VSDM", "VSDMResult", "backward_score_loss", "update_A", "train_vsdm",
@@ -357,32 +358,6 @@ def ou_gaussian_bridge_moments(m0, S0, m1, S1, c: float, g: float, t):
 
 
 # ---------------------------------------------------------------------------------- evaluation
-def histogram_error(x, y, *, bins: int = 40) -> float:
-    """Total-variation distance ½ Σ |p − q| between the 2-D histograms of ``x`` and ``y``.
-
-    Both use the same ``bins × bins`` grid spanning the central 99.8 % of ``y`` (padded by 10 %);
-    points of ``x`` outside the grid count as mass in the wrong place. 0 = same histogram, 1 = disjoint.
-    Notebook 06 §"Anisotropic shapes".
-    """
-    x = check_points(x, "x", dim=2)
-    y = check_points(y, "y", dim=2)
-    bins = check_int(bins, "bins", minimum=2)
-    yd, xd = y.detach().double().cpu(), x.detach().double().cpu()
-    lo, hi = torch.quantile(yd, 0.001, dim=0), torch.quantile(yd, 0.999, dim=0)
-    pad = 0.1 * (hi - lo)
-    lo, hi = lo - pad, hi + pad
-
-    def hist(z):
-        ij = ((z - lo) / (hi - lo) * bins).floor().long()
-        inside = ((ij >= 0) & (ij < bins)).all(1)
-        flat = ij[inside, 0] * bins + ij[inside, 1]
-        return torch.bincount(flat, minlength=bins * bins).double() / z.shape[0]
-
-    p, q = hist(xd), hist(yd)
-    outside = 1.0 - float(p.sum())
-    return 0.5 * (float((p - q).abs().sum()) + outside)
-
-
 def evaluate(bridge: VSDM, target, *, nfes=(6, 8, 16, 50), n: int = 1000, seed: int = 0) -> dict:
     """Quality of PF-ODE (Heun) samples at each NFE: W2 (with its noise floor), histogram error and
     path straightness (:func:`lsbcore.metrics.straightness` of the ODE trajectories, in squared

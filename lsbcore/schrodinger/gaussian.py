@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from ..bridges.base import Bridge
+from ..bridge import Bridge
 from ..marginals import Gaussian
 from ..utils import Seed, check_int, check_points, check_positive, check_time, generator
 

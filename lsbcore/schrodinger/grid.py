@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..bridges.base import Bridge
+from ..bridge import Bridge
 from ..utils import Seed, check_int, check_points, check_positive, check_time, generator
 
 __all__ = ["Grid", "GridBridge", "fortet"]
@@ -235,7 +235,7 @@ class GridBridge(Bridge):
 
     Holds the discrete potentials ``f = log u``, ``g = log v`` (plan π_ij = u_i K_ij v_j), the
     continuous log potentials ``log_phi_hat0``, ``log_phi1`` on the grid, the IPF error history
-    ``errors`` and ``converged``. Implements the :class:`~lsbcore.bridges.base.Bridge` face:
+    ``errors`` and ``converged``. Implements the :class:`~lsbcore.bridge.Bridge` face:
     ``drift``, ``backward_drift``, ``velocity`` (inherited), ``score``; points outside the box get
     the drift of the nearest boundary node. Times given as one value per row are interpolated
     linearly between ``n_time`` + 1 uniform time nodes; a single time is evaluated exactly.

@@ -28,8 +28,8 @@ import math
 
 import torch
 
-from .bridges.base import Bridge
-from .utils import Seed, check_points, check_positive, check_same_device, check_time, generator
+from ..bridge import Bridge
+from ..utils import Seed, check_points, check_positive, check_same_device, check_time, generator
 
 _LOG2PI = math.log(2 * math.pi)
 
