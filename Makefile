@@ -89,7 +89,7 @@ dashboard: env
 	@src=$$(ls notebooks/$(NB)*.py 2>/dev/null | head -n 1); \
 	test -n "$$src" || { echo "no notebook notebooks/$(NB)*.py"; exit 1; }; \
 	out=build/dashboards/$$(basename $${src%.py}).ipynb; \
-	$(PY) -c "import sys; from lsbcore.widgets import dashboard_notebook; dashboard_notebook(*sys.argv[1:])" $$src $$out || exit 1; \
+	$(PY) -c "import sys; from lsbcore.build import dashboard_notebook; dashboard_notebook(*sys.argv[1:])" $$src $$out || exit 1; \
 	echo ">> serving the widgets of $$src with Voila (Ctrl-C stops it)"; \
 	$(PY) -m voila --strip_sources=True $(VOILA_ARGS) $$out
 

@@ -38,11 +38,12 @@ def timed(fn):
 
 
 def run_lsbcore(C, a, b, eps, tol, cap):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         res, t = timed(lambda: sinkhorn_cost(C, eps, a, b, tol=tol, max_iter=cap))
     P = res.plan()
-    return dict(time=t, iters=res.n_iter, err=marginal_error(P, a, b), ok=res.converged)
+    stalled = any("stalled" in str(w.message) for w in caught)   # stopped early: ε beyond the solver
+    return dict(time=t, iters=res.n_iter, err=marginal_error(P, a, b), ok=res.converged, stalled=stalled)
 
 
 def run_pot(fn, C, a, b, eps, tol, cap):
@@ -61,6 +62,8 @@ def status(r, cap):
         return "NaN/zero plan"
     if r["ok"]:
         return "converged"
+    if r.get("stalled"):
+        return "stalled (stopped early)"
     return f"hit cap ({cap})" if r["iters"] >= cap else "stopped (numerical error)"
 
 

@@ -10,7 +10,7 @@ Adam lr 1e-2 with cosine decay, EMA 0.999, `steps` steps, one training loop (lsb
 side by side in one run. Every method gets the same setting. (lr 3e-3 + cosine beat lr 1e-3
 constant for lsbcore at 2000 steps, W2 0.31 vs 0.46; at 5000 steps lr 1e-2 beat 3e-3 for all three
 methods, mean W2 over 5 sets 0.218 / 0.228 / 0.226 against 0.236 / 0.271 / 0.251. For lsbcore,
-σ ∈ {0.3, 0.8, 1.0}, t_eps = 1e-3 and the end-point parametrisation did not beat σ = 0.5.)
+σ ∈ {0.3, 0.8, 1.0}, t_gap = 1e-3 and the end-point parametrisation did not beat σ = 0.5.)
 
   lsbcore  SB   forward drift by bridge matching on minibatch-Sinkhorn pairs (ε = 2σ², lsbcore solver),
                 sampled by Euler–Maruyama (100 steps, noise-free last step)             NFE 100
@@ -63,10 +63,10 @@ _CENTRES = 5.0 * torch.tensor([(1, 0), (-1, 0), (0, 1), (0, -1), (_SQ, _SQ), (_S
                               dtype=torch.float32)
 
 
-def sample_8gaussians(n: int, g: torch.Generator) -> torch.Tensor:
+def sample_8gaussians(n: int, gen: torch.Generator) -> torch.Tensor:
     """torchcfm.utils.sample_8gaussians: centres × 5 + N(0, √0.1 · I) noise (std 0.1^¼ ≈ 0.562)."""
-    idx = torch.randint(0, 8, (n,), generator=g)
-    return _CENTRES[idx] + 0.1**0.25 * torch.randn(n, 2, generator=g)
+    idx = torch.randint(0, 8, (n,), generator=gen)
+    return _CENTRES[idx] + 0.1**0.25 * torch.randn(n, 2, generator=gen)
 
 
 def _arc(s: torch.Tensor, outer: bool) -> torch.Tensor:
@@ -76,21 +76,21 @@ def _arc(s: torch.Tensor, outer: bool) -> torch.Tensor:
     return torch.stack([1 - torch.cos(s), 1 - torch.sin(s) - 0.5], 1)
 
 
-def sample_moons(n: int, g: torch.Generator) -> torch.Tensor:
+def sample_moons(n: int, gen: torch.Generator) -> torch.Tensor:
     """torchcfm.utils.sample_moons = 3 · torchdyn.generate_moons(n, noise=0.2) − 1 (see module doc)."""
     n_out, n_in = n // 2, n - n // 2
     x = torch.cat([_arc(torch.linspace(0, math.pi, n_out), outer=True),
                    _arc(torch.linspace(0, math.pi, n_in), outer=False)])
-    x = x + 0.2 * torch.rand(n, 1, generator=g)          # one uniform shift, both coordinates
+    x = x + 0.2 * torch.rand(n, 1, generator=gen)          # one uniform shift, both coordinates
     return 3 * x - 1
 
 
-def sample_moons_iid(n: int, g: torch.Generator) -> torch.Tensor:
+def sample_moons_iid(n: int, gen: torch.Generator) -> torch.Tensor:
     """An exact i.i.d. sampler of the law that ``sample_moons`` discretises: each point picks an arc
     with probability ½ and a position uniform on [0, π] (instead of an even grid and n/2 per arc)."""
-    outer = torch.rand(n, generator=g) < 0.5
-    s = math.pi * torch.rand(n, generator=g)
-    x = torch.where(outer[:, None], _arc(s, outer=True), _arc(s, outer=False)) + 0.2 * torch.rand(n, 1, generator=g)
+    outer = torch.rand(n, generator=gen) < 0.5
+    s = math.pi * torch.rand(n, generator=gen)
+    x = torch.where(outer[:, None], _arc(s, outer=True), _arc(s, outer=False)) + 0.2 * torch.rand(n, 1, generator=gen)
     return 3 * x - 1
 
 
@@ -126,8 +126,8 @@ def run_lsbcore(steps: int, sigma: float, seed: int, lr: float):
 def run_torchcfm(matcher, steps: int, seed: int, lr: float):
     net = TimeMLP(2, WIDTH, DEPTH, seed=seed)
 
-    def loss_fn(model, step, g):
-        x0, x1 = sample_8gaussians(BATCH, g), sample_moons(BATCH, g)
+    def loss_fn(model, step, gen):
+        x0, x1 = sample_8gaussians(BATCH, gen), sample_moons(BATCH, gen)
         t, xt, ut = matcher.sample_location_and_conditional_flow(x0, x1)   # uses global RNGs
         return ((model(xt, t[:, None]) - ut) ** 2).sum(-1).mean()
 
@@ -155,9 +155,9 @@ def main():
 
     sets, grid_floor, ideal_floor = [], [], []
     for k in range(args.eval_sets):              # set 0 is the single set of earlier versions
-        g = torch.Generator().manual_seed(12345 + k)
-        x0_eval = sample_8gaussians(N_EVAL, g)
-        target, target2 = sample_moons(N_EVAL, g), sample_moons(N_EVAL, g)
+        gen = torch.Generator().manual_seed(12345 + k)
+        x0_eval = sample_8gaussians(N_EVAL, gen)
+        target, target2 = sample_moons(N_EVAL, gen), sample_moons(N_EVAL, gen)
         sets.append((x0_eval, target))
         grid_floor.append(w2(target, target2))
         gi = torch.Generator().manual_seed(777 + k)

@@ -1,7 +1,7 @@
 """VSDM against the VP-SDE on the anisotropic 2-D shapes, with the same network and training budget.
 
 For each shape (spiral ×8 in y, checkerboard ×6 in x) and each seed, both models are trained by
-lsbcore.bridges.vsdm.train_vsdm — the same TimeMLP, the same number of Adam steps, batch, learning
+lsbcore.fit_vsdm — the same TimeMLP, the same number of Adam steps, batch, learning
 rate and seed; VSDM additionally updates A by stochastic approximation — at β_max = 10. Then the
 PF-ODE (Heun) samples at NFE 6, 8, 16, 50 are scored by W2 to fresh target points (next to the noise
 floor), and the ODE paths by their straightness (absolute, and relative to the mean squared chord).
@@ -20,7 +20,8 @@ import time
 
 import torch
 
-from lsbcore.bridges.vsdm import evaluate, train_vsdm
+import lsbcore as lsb
+from lsbcore.bridges.vsdm_eval import evaluate
 from lsbcore.marginals import checkerboard, spiral
 
 SHAPES = {
@@ -54,8 +55,8 @@ def main() -> None:
             data, target = make(4000, seed), make(2 * n_eval, seed + 100)
             ev = {}
             for label, adaptive in (("VP-SDE", False), ("VSDM", True)):
-                res = train_vsdm(data, adaptive=adaptive, steps=steps, width=64, beta_max=10.0, a_every=a_every,
-                                 seed=seed)
+                res = lsb.fit_vsdm(data, adaptive=adaptive, steps=steps, width=64, beta_max=10.0, a_every=a_every,
+                                   seed=seed, progress=False)
                 ev[label] = (res.seconds, evaluate(res.bridge, target, nfes=NFES, n=n_eval, seed=seed))
             low = {lab: sum(ev[lab][1][k]["w2"] for k in (6, 8)) for lab in ev}
             winner = min(low, key=low.get)

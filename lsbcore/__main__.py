@@ -7,6 +7,10 @@
         check every shipped file against the sha256 sums of data/MANIFEST.json
     python -m lsbcore render NOTEBOOK.py ... [--out build/html] [--cell-timeout S]
         execute each notebook top to bottom in a fresh kernel and write it as HTML (`make run`)
+
+A usage error (an unknown command or file name, a missing directory, an unreadable manifest, a
+non-positive number) prints one line on stderr and exits with status 2, as argparse does; a shipped
+file that fails its checksum makes ``verify-data`` exit with status 1.
 """
 from __future__ import annotations
 
@@ -15,86 +19,116 @@ import json
 import sys
 from pathlib import Path
 
+from .shipped import DATA_DIR, MANIFEST_NAME, rebuild_data, verify_file
+from .utils import ChecksumError
 
-def main(argv=None) -> int:
-    from . import latent
+PROG = "python -m lsbcore"
 
-    parser = argparse.ArgumentParser(prog="python -m lsbcore", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+
+class UsageError(Exception):
+    """A bad command line: reported as one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints the usage too; one line is enough to act on
+        raise UsageError(f"{message} (see {PROG} --help)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     rb = sub.add_parser("rebuild-data", help="retrain the shipped checkpoints and rewrite the manifest")
-    rb.add_argument("--steps", type=int, default=None, help="override the training steps (for quick checks)")
+    rb.add_argument("--steps", type=_positive_int, default=None, help="override the training steps (quick checks)")
     rb.add_argument("--only", nargs="+", default=None, metavar="NAME", help="rebuild only these files")
-    rb.add_argument("--data-dir", type=Path, default=latent.DATA_DIR)
+    rb.add_argument("--data-dir", type=Path, default=DATA_DIR)
     rb.add_argument("--quiet", action="store_true", help="no progress bars")
     vd = sub.add_parser("verify-data", help="check the shipped files against the manifest")
-    vd.add_argument("--data-dir", type=Path, default=latent.DATA_DIR)
+    vd.add_argument("--data-dir", type=Path, default=DATA_DIR)
     rn = sub.add_parser("render", help="execute notebooks and write them as HTML")
     rn.add_argument("notebooks", nargs="+", type=Path)
     rn.add_argument("--out", type=Path, default=Path("build/html"))
-    rn.add_argument("--cell-timeout", type=int, default=300)
-    args = parser.parse_args(argv)
+    rn.add_argument("--cell-timeout", type=_positive_int, default=300)
+    return parser
 
-    if args.command == "render":
-        for src in args.notebooks:
-            print(f">> executing {src}", flush=True)
-            print(f"   wrote {render(src, args.out, cell_timeout=args.cell_timeout)}", flush=True)
-        return 0
 
-    if args.command == "rebuild-data":
-        sums = latent.rebuild_data(args.data_dir, steps=args.steps, names=args.only, progress=not args.quiet)
-        print(json.dumps(sums, indent=2))
-        return 0
-    sums = json.loads((args.data_dir / latent.MANIFEST_NAME).read_text())
+def _read_manifest(data_dir: Path) -> dict:
+    """The manifest of ``data_dir`` as {file name: sha256}, or a UsageError saying what is wrong."""
+    if not data_dir.is_dir():
+        raise UsageError(f"--data-dir {str(data_dir)!r} is not a directory")
+    path = data_dir / MANIFEST_NAME
+    try:
+        sums = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"no {MANIFEST_NAME} in {str(data_dir)!r} (rebuild it with `{PROG} rebuild-data`)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"{str(path)!r} is not a readable JSON manifest: {err}") from None
+    if not isinstance(sums, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in sums.items()):
+        raise UsageError(f"{str(path)!r} must map file names to sha256 strings")
+    if any(Path(k).name != k for k in sums):
+        raise UsageError(f"{str(path)!r} names a file outside its directory")
+    return sums
+
+
+def _verify(data_dir: Path) -> int:
     bad = 0
-    for name in sorted(sums):
+    for name in sorted(_read_manifest(data_dir)):
         try:
-            latent.verify_file(args.data_dir / name, args.data_dir)
+            verify_file(data_dir / name, data_dir)
             print(f"ok       {name}")
-        except (latent.ChecksumError, FileNotFoundError) as err:
+        except (ChecksumError, FileNotFoundError) as err:
             bad += 1
             print(f"FAILED   {name}: {err}")
     return 1 if bad else 0
 
 
-def render(src: Path, out_dir: Path, *, cell_timeout: int = 300, retries: int = 2) -> Path:
-    """Execute the notebook ``src`` (jupytext ``.py`` or ``.ipynb``) in a fresh kernel and write HTML.
+def _rebuild(args) -> int:
+    data_dir = args.data_dir
+    if data_dir.exists() and not data_dir.is_dir():
+        raise UsageError(f"--data-dir {str(data_dir)!r} is not a directory")
+    if not data_dir.exists() and not data_dir.parent.is_dir():
+        raise UsageError(f"--data-dir {str(data_dir)!r}: its parent directory does not exist")
+    try:
+        sums = rebuild_data(data_dir, steps=args.steps, names=args.only, progress=not args.quiet)
+    except (ValueError, TypeError) as err:  # e.g. an unknown --only name, checked before any training
+        raise UsageError(str(err)) from None
+    print(json.dumps(sums, indent=2))
+    return 0
 
-    The kernel runs in the notebook's folder, so relative paths behave as in JupyterLab. A cell that
-    fails stops the run with its traceback (nothing is rendered half-executed). On this kind of
-    sandboxed machine a kernel's reply is lost now and then (`jupyter nbconvert --execute` hung in 3 of
-    11 runs, with the kernel idle), so a cell that gets no reply within ``cell_timeout`` seconds (no
-    cell of the course needs a minute) restarts the notebook in a fresh kernel, ``retries`` times.
-    """
-    import time
 
-    import jupytext
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError
-    from nbconvert import HTMLExporter
+def _render(args) -> int:
+    from .build import render  # the notebook-execution stack is slow to import: only for this command
 
-    src = Path(src)
-    if not src.is_file():
-        raise ValueError(f"notebook {str(src)!r} does not exist")
-    nb = jupytext.read(src)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    t0 = time.monotonic()
-    for attempt in range(1, retries + 2):
-        client = NotebookClient(nb, timeout=cell_timeout, startup_timeout=120, kernel_name="python3",
-                                resources={"metadata": {"path": str(src.resolve().parent)}})
-        try:
-            client.execute()
-            break
-        except CellTimeoutError:
-            if attempt > retries:
-                raise
-            print(f"   no reply from the kernel for {cell_timeout} s: starting {src.name} again in a "
-                  f"fresh kernel ({attempt}/{retries})", flush=True)
-    body, _ = HTMLExporter().from_notebook_node(nb)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    dest = out_dir / (src.stem + ".html")
-    dest.write_text(body, encoding="utf-8")
-    print(f"   {src.name}: executed in {time.monotonic() - t0:.0f} s", flush=True)
-    return dest
+    missing = [str(p) for p in args.notebooks if not p.is_file()]
+    if missing:
+        raise UsageError(f"no such notebook: {', '.join(missing)}")
+    for src in args.notebooks:
+        print(f">> executing {src}", flush=True)
+        print(f"   wrote {render(src, args.out, cell_timeout=args.cell_timeout)}", flush=True)
+    return 0
+
+
+def main(argv=None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "render":
+            return _render(args)
+        if args.command == "rebuild-data":
+            return _rebuild(args)
+        return _verify(args.data_dir)
+    except UsageError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

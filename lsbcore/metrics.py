@@ -1,4 +1,4 @@
-"""Metrics between sample sets, and of paths (theory.md §7).
+"""Metrics between sample sets, and of paths (docs/theory.md §7).
 
 * :func:`w2` — the 2-Wasserstein distance between two empirical measures, exactly, with POT's
   network simplex: ``W2 = sqrt(ot.emd2(a, b, M))``, ``M_ij = ‖x_i − y_j‖²``. Cost O(n³): up to a few
@@ -15,6 +15,8 @@
   held-out data: about 1 for a generator that generalises, near 0 for one that copies.
 
 All return Python floats. Notebook 02 §"SDE vs ODE sampling" and §"Bridge matching" use them.
+Point sets whose coordinates would over- or underflow when squared (beyond 1e±100) are rescaled by a
+power of two first, which is exact, so W2, sliced W2 and the energy distance stay right there too.
 """
 from __future__ import annotations
 
@@ -22,17 +24,32 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import ot
 import torch
 
-from .utils import Seed, check_int, check_points, check_same_device, check_weights, generator
+from .utils import (Seed, as_matrix, as_real_tensor, as_vector, check_int, check_points, check_scale,
+                    check_same_device, check_weights, generator)
 
 
 def _pair(x, y):
+    check_same_device(x=x, y=y)
     x = check_points(x, "x")
     y = check_points(y, "y", dim=x.shape[1])
-    check_same_device(x=x, y=y)
     return x, y.to(x.dtype)
+
+
+def _unit_scale(*points: torch.Tensor) -> float:
+    """1, or a power of two s near the largest |coordinate| when squares of the coordinates would
+    over- or underflow (beyond 1e±100): metrics homogeneous in the points are computed on x/s, y/s
+    (exact) and multiplied back by s."""
+    return _pow2_scale(max(float(p.detach().abs().max()) for p in points))
+
+
+def _pow2_scale(m: float) -> float:
+    if m == 0.0 or 1e-100 < m < 1e100:
+        return 1.0
+    return 2.0 ** math.floor(math.log2(m))
 
 
 def w2(x, y, a=None, b=None) -> float:
@@ -42,12 +59,16 @@ def w2(x, y, a=None, b=None) -> float:
     Notebook 02 §"SDE vs ODE sampling".
     """
     x, y = _pair(x, y)
+    check_same_device(x=x, a=a, b=b)
     a = check_weights(a, "a", x.shape[0], like=x)
     b = check_weights(b, "b", y.shape[0], like=x)
-    xn, yn = x.detach().cpu().double().numpy(), y.detach().cpu().double().numpy()
+    s = _unit_scale(x, y)
+    xn, yn = (x.detach().cpu().double() / s).numpy(), (y.detach().cpu().double() / s).numpy()
     M = ot.dist(xn, yn, metric="sqeuclidean")
+    if not np.isfinite(M).all():      # float32 points of ~1e19 squared in float64 cannot get here; be sure
+        raise ValueError("the squared distances between x and y overflow float64: rescale the points")
     cost = ot.emd2(a.detach().cpu().double().numpy(), b.detach().cpu().double().numpy(), M, numItermax=10_000_000)
-    return math.sqrt(max(float(cost), 0.0))
+    return s * math.sqrt(max(float(cost), 0.0))
 
 
 @dataclass
@@ -71,16 +92,16 @@ def w2_report(x, target, seed: Seed = 0) -> W2Report:
     """
     x = check_points(x, "x")
     n = x.shape[0]
-    g = generator(seed)
+    gen = generator(seed)
     if hasattr(target, "sample"):
-        s1, s2 = torch.randint(0, 2**62, (2,), generator=g).tolist()
+        s1, s2 = torch.randint(0, 2**62, (2,), generator=gen).tolist()
         y1 = target.sample(n, seed=s1).to(device=x.device, dtype=x.dtype)
         y2 = target.sample(n, seed=s2).to(device=x.device, dtype=x.dtype)
     else:
         target = check_points(target, "target", dim=x.shape[1])
         if target.shape[0] < 2 * n:
             raise ValueError(f"target has {target.shape[0]} points but the noise floor needs at least 2n = {2 * n}")
-        perm = torch.randperm(target.shape[0], generator=g)[: 2 * n].to(target.device)
+        perm = torch.randperm(target.shape[0], generator=gen)[: 2 * n].to(target.device)
         y1, y2 = target[perm[:n]], target[perm[n:]]
     return W2Report(w2=w2(x, y1), floor=w2(y1, y2), n=n)
 
@@ -104,22 +125,37 @@ def sliced_w2(x, y, n_projections: int = 256, seed: Seed = 0, projections=None) 
     """Sliced W2: ``sqrt(E_θ W2²(θᵀX, θᵀY))`` over θ uniform on the unit sphere (Monte Carlo).
 
     Each 1-D W2 is exact (sorted samples; unequal sizes handled through the quantile functions).
-    ``projections`` (``(dim, P)``, unit columns) overrides the random directions.
+    ``projections`` (``(dim, P)``, finite unit columns, to 1e-6) overrides the random directions.
     Notebook 02 §"SDE vs ODE sampling".
     """
     x, y = _pair(x, y)
     if projections is None:
         n_projections = check_int(n_projections, "n_projections")
-        g = generator(seed)
-        theta = torch.randn(x.shape[1], n_projections, generator=g, dtype=torch.float64).to(x.device)
+        gen = generator(seed)
+        theta = torch.randn(x.shape[1], n_projections, generator=gen, dtype=torch.float64).to(x.device)
         theta = theta / theta.norm(dim=0, keepdim=True)
     else:
-        theta = torch.as_tensor(projections, dtype=torch.float64).to(x.device)
-        if theta.ndim != 2 or theta.shape[0] != x.shape[1]:
-            raise ValueError(f"projections must have shape ({x.shape[1]}, P), got {tuple(theta.shape)}")
-    sx = torch.sort(x.double() @ theta, dim=0).values
-    sy = torch.sort(y.double() @ theta, dim=0).values
-    return math.sqrt(float(_w2_1d_sq(sx, sy).mean()))
+        theta = _projections(projections, x)
+    s = _unit_scale(x, y)
+    sx = torch.sort(x.double() / s @ theta, dim=0).values
+    sy = torch.sort(y.double() / s @ theta, dim=0).values
+    return s * math.sqrt(float(_w2_1d_sq(sx, sy).mean()))
+
+
+def _projections(projections, x: torch.Tensor) -> torch.Tensor:
+    """User directions for :func:`sliced_w2`: a finite ``(dim, P)`` float64 matrix with unit columns."""
+    if isinstance(projections, torch.Tensor) and projections.device != x.device:
+        raise ValueError(f"projections is on {projections.device} but x is on {x.device}")
+    theta = as_real_tensor(projections, "projections").to(torch.float64)
+    if theta.ndim != 2 or theta.shape[0] != x.shape[1] or theta.shape[1] == 0:
+        raise ValueError(f"projections must have shape ({x.shape[1]}, P) with P ≥ 1, got {tuple(theta.shape)}")
+    if not bool(torch.isfinite(theta).all()):
+        raise ValueError("projections contains NaN or inf")
+    norms = theta.norm(dim=0)
+    if bool(((norms - 1).abs() > 1e-6).any()):
+        raise ValueError(f"projections must have unit columns (directions), got norms from "
+                         f"{float(norms.min()):.3g} to {float(norms.max()):.3g}")
+    return theta.to(x.device)
 
 
 def _mean_kernel(x, y, fn, block: int = 2048) -> torch.Tensor:
@@ -139,9 +175,15 @@ def mmd(x, y, bandwidths: Sequence[float] = (0.1, 0.5, 1.0, 2.0, 5.0)) -> float:
     whenever you compare numbers. Notebook 02 §"Bridge matching".
     """
     x, y = _pair(x, y)
-    hs = [float(h) for h in bandwidths]
-    if not hs or any(not (math.isfinite(h) and h > 0) for h in hs):
-        raise ValueError(f"bandwidths must be a non-empty list of finite numbers > 0, got {bandwidths!r}")
+    if isinstance(bandwidths, (str, bytes)) or not hasattr(bandwidths, "__iter__"):
+        raise TypeError(f"bandwidths must be a list of numbers > 0, got {type(bandwidths).__name__}")
+    hs = [check_scale(h, "bandwidths") for h in bandwidths]
+    if not hs:
+        raise ValueError("bandwidths must be a non-empty list of numbers > 0")
+    s = _unit_scale(x, y)
+    if s != 1.0:
+        raise ValueError("x and y have coordinates beyond 1e±100, where mmd's squared distances over- or "
+                         "underflow: rescale the points and the bandwidths together")
     x, y = x.double(), y.double()
 
     def k(d2):
@@ -157,10 +199,11 @@ def energy_distance(x, y) -> float:
     In 1-D it equals ``2 ∫ (F_X − F_Y)²``. Notebook 02 §"Bridge matching".
     """
     x, y = _pair(x, y)
-    x, y = x.double(), y.double()
+    s = _unit_scale(x, y)
+    x, y = x.double() / s, y.double() / s
     dist = torch.sqrt
     e = 2 * _mean_kernel(x, y, dist) - _mean_kernel(x, x, dist) - _mean_kernel(y, y, dist)
-    return max(float(e), 0.0)
+    return s * max(float(e), 0.0)
 
 
 def _psd_sqrt(S: torch.Tensor) -> torch.Tensor:
@@ -169,24 +212,19 @@ def _psd_sqrt(S: torch.Tensor) -> torch.Tensor:
 
 
 def _gaussian(mean, cov, name: str, d: int | None = None):
-    mean = torch.as_tensor(mean, dtype=torch.float64).detach().cpu()
-    if mean.ndim != 1:
-        raise ValueError(f"{name} mean must be a vector (d,), got shape {tuple(mean.shape)}")
-    d = mean.shape[0] if d is None else d
-    if mean.shape[0] != d:
-        raise ValueError(f"{name} mean has dimension {mean.shape[0]}, expected {d}")
-    cov = torch.as_tensor(cov, dtype=torch.float64).detach().cpu()
-    if cov.ndim == 0:
-        cov = cov * torch.eye(d, dtype=torch.float64)
-    if cov.shape != (d, d):
-        raise ValueError(f"{name} cov must have shape ({d}, {d}), got {tuple(cov.shape)}")
-    if not (torch.isfinite(mean).all() and torch.isfinite(cov).all()):
-        raise ValueError(f"{name} mean and cov must be finite")
-    if not torch.allclose(cov, cov.T, atol=1e-8):
-        raise ValueError(f"{name} cov must be symmetric")
-    if torch.linalg.eigvalsh(cov).min() < -1e-10 * max(1.0, float(cov.abs().max())):
-        raise ValueError(f"{name} cov must be positive semi-definite")
-    return mean, cov
+    """(mean, cov) of a Gaussian as float64 CPU tensors: a vector and a PSD matrix (or a number × I)."""
+    if isinstance(mean, torch.Tensor):
+        mean = mean.detach().cpu()
+    shape = tuple(as_real_tensor(mean, f"{name} mean").shape)
+    if len(shape) != 1:
+        raise ValueError(f"{name} mean must be a vector (d,), got shape {shape}")
+    d = shape[0] if d is None else d
+    if shape[0] != d:
+        raise ValueError(f"{name} mean has dimension {shape[0]}, expected {d}")
+    mean = as_vector(mean, f"{name} mean", d, device="cpu")
+    if isinstance(cov, torch.Tensor):
+        cov = cov.detach().cpu()
+    return mean, as_matrix(cov, f"{name} cov", d, device="cpu", kind="psd")
 
 
 def bures_w2(m0, S0, m1, S1) -> float:
@@ -196,10 +234,14 @@ def bures_w2(m0, S0, m1, S1) -> float:
     """
     m0, S0 = _gaussian(m0, S0, "first Gaussian's")
     m1, S1 = _gaussian(m1, S1, "second Gaussian's", d=m0.shape[0])
+    s = _pow2_scale(max(float(m0.abs().max()), float(m1.abs().max()),
+                        float(S0.abs().max()) ** 0.5, float(S1.abs().max()) ** 0.5))
+    if s != 1.0:      # W2 is homogeneous: W2 of (m/s, S/s²) times s, exactly (s a power of two)
+        m0, m1, S0, S1 = m0 / s, m1 / s, S0 / s / s, S1 / s / s
     r0 = _psd_sqrt(S0)
     cross = torch.linalg.eigvalsh(r0 @ S1 @ r0).clamp(min=0).sqrt().sum()
     w2sq = ((m0 - m1) ** 2).sum() + torch.trace(S0) + torch.trace(S1) - 2 * cross
-    return math.sqrt(max(float(w2sq), 0.0))
+    return s * math.sqrt(max(float(w2sq), 0.0))
 
 
 def bures_w2_to_gaussian(x, mean, cov) -> float:
@@ -237,7 +279,7 @@ def straightness(traj, times=None) -> float:
     traj = traj.double()
     if times is None:
         times = torch.linspace(0.0, 1.0, traj.shape[0], dtype=torch.float64)
-    times = torch.as_tensor(times, dtype=torch.float64).to(traj.device)
+    times = as_real_tensor(times, "times").to(device=traj.device, dtype=torch.float64)
     if times.shape != (traj.shape[0],):
         raise ValueError(f"times must have shape ({traj.shape[0]},), got {tuple(times.shape)}")
     dt = torch.diff(times)
@@ -247,7 +289,11 @@ def straightness(traj, times=None) -> float:
     chord = (traj[-1] - traj[0]) / span
     vel = torch.diff(traj, dim=0) / dt[:, None, None]
     dev = ((vel - chord) ** 2).sum(-1)  # (steps, batch)
-    return float((dev * dt.abs()[:, None]).sum(0).mean())
+    out = float((dev * dt.abs()[:, None]).sum(0).mean())
+    if not math.isfinite(out):
+        raise ValueError("straightness overflows float64 for this traj (its squared speeds are too large): "
+                         "rescale the trajectories")
+    return out
 
 
 def frechet_distance(x, y) -> float:
@@ -280,9 +326,10 @@ def memorisation_ratio(x, train, reference) -> float:
     train = check_points(train, "train", dim=x.shape[1])
     reference = check_points(reference, "reference", dim=x.shape[1])
     check_same_device(x=x, train=train, reference=reference)
-    tr = train.detach().double()
-    gen = torch.cdist(x.detach().double(), tr).min(1).values.median()
-    ref = torch.cdist(reference.detach().double(), tr).min(1).values.median()
+    s = _unit_scale(x, train, reference)      # the ratio does not change when all points are scaled
+    tr = train.detach().double() / s
+    gen = torch.cdist(x.detach().double() / s, tr).min(1).values.median()
+    ref = torch.cdist(reference.detach().double() / s, tr).min(1).values.median()
     if float(ref) == 0.0:
         raise ValueError("reference points coincide with training points: the ratio is undefined")
     return float(gen / ref)

@@ -9,29 +9,25 @@ global random state.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 from torch import nn
 
-from .utils import check_int, check_time
+from .utils import check_int, check_seed, time_column
 
-__all__ = ["FourierTime", "TimeMLP", "as_time_column"]
+__all__ = ["FourierTime", "TimeMLP", "seeded_init", "DigitsMLP", "DigitsClassifier"]
 
 
-def as_time_column(t, x: torch.Tensor) -> torch.Tensor:
-    """``t`` (float, 0-d, ``(batch,)`` or ``(batch, 1)``) as a ``(batch, 1)`` tensor like ``x``.
-
-    Validates that t is finite, in [0, 1] and has 1 or ``batch`` rows (a ValueError names ``t``).
-    Notebook 02 §"Bridge matching".
-    """
-    if isinstance(t, (int, float)) and not isinstance(t, bool) and 0.0 <= t <= 1.0:
-        # a Python float goes straight to x's dtype (check_time would round it through float32 first)
-        return torch.full((x.shape[0], 1), float(t), dtype=x.dtype, device=x.device)
-    t = check_time(t, "t", batch=x.shape[0], like=x)
-    if t.shape[-1] != 1 or t.ndim != 2:
-        raise ValueError(f"t must be broadcastable to (batch, 1), got shape {tuple(t.shape)}")
-    return t.expand(x.shape[0], 1)
+@contextlib.contextmanager
+def seeded_init(seed: int):
+    """Draw initial weights from torch's global RNG seeded with ``seed``, inside a fork: the caller's
+    RNG state is untouched, and the same seed gives the same network on any run."""
+    seed = check_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed % 2**64)
+        yield
 
 
 class FourierTime(nn.Module):
@@ -76,10 +72,8 @@ class TimeMLP(nn.Module):
         self.width = check_int(width, "width")
         self.depth = check_int(depth, "depth")
         self.out_dim = self.dim if out_dim is None else check_int(out_dim, "out_dim")
-        check_int(seed, "seed", minimum=0)
         self.time = FourierTime(n_freq)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed):
             layers: list[nn.Module] = [nn.Linear(self.dim + self.time.out_dim, self.width), nn.SiLU()]
             for _ in range(self.depth - 1):
                 layers += [nn.Linear(self.width, self.width), nn.SiLU()]
@@ -98,63 +92,40 @@ class TimeMLP(nn.Module):
 
     @staticmethod
     def _time_column(t, x):
-        # Hot path (called at every training and sampling step): a cheap reshape for the common
-        # tensor cases, full validation (range, NaN, rows) for anything else.
-        if isinstance(t, torch.Tensor) and t.dtype == x.dtype:
-            if t.ndim == 2 and t.shape == (x.shape[0], 1):
-                return t
-            if t.ndim == 1 and t.shape[0] == x.shape[0]:
-                return t[:, None]
-        return as_time_column(t, x)
+        # Hot path (called at every training and sampling step): a (batch, 1) tensor already on an
+        # accelerator passes as it is (checking its values there would cost a host sync); anything
+        # else, CPU tensors included, goes through the one time check (range, NaN, rows).
+        if (isinstance(t, torch.Tensor) and t.device.type != "cpu" and t.dtype == x.dtype
+                and t.shape == (x.shape[0], 1)):
+            return t
+        return time_column(t, x)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, width={self.width}, depth={self.depth}, n_freq={self.time.n_freq}"
 
 
 # ------------------------------------------------------------------ digits: encoder, decoder, classifier
-# (appended for the latent pipeline, Notebook 03 §"Encoder–decoder"; 8×8 digits flattened to 64 pixels)
-def _digits_mlp(sizes) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(nn.SiLU())
-    return nn.Sequential(*layers)
+class DigitsMLP(nn.Module):
+    """An MLP ``(batch, in_dim) → (batch, out_dim)`` with two hidden SiLU layers of ``hidden`` units.
 
-
-class DigitsEncoder(nn.Module):
-    """Pixels ``(batch, in_dim)`` → ``(batch, out_dim)``: a latent code, or [mean, log-variance] for a VAE.
-
-    Two hidden SiLU layers of ``hidden`` units; ``seed`` fixes the initial weights (forked RNG).
-    Notebook 03 §"Encoder–decoder".
+    The encoder (pixels → a latent code, or [mean, log-variance] for a VAE) and, with
+    ``sigmoid=True`` (outputs in (0, 1)), the decoder (code → pixel intensities) of
+    :class:`lsbcore.autoencoder.Autoencoder`. ``seed`` fixes the initial weights (forked RNG).
+    Notebook 03 §2 "Encoder–decoder pre-training".
     """
 
-    def __init__(self, out_dim: int, hidden: int = 128, in_dim: int = 64, *, seed: int = 0):
+    def __init__(self, in_dim: int, out_dim: int, hidden: int = 128, *, sigmoid: bool = False, seed: int = 0):
         super().__init__()
         self.in_dim, self.out_dim = check_int(in_dim, "in_dim"), check_int(out_dim, "out_dim")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(check_int(seed, "seed", minimum=0))
-            self.net = _digits_mlp([self.in_dim, check_int(hidden, "hidden"), hidden, self.out_dim])
+        hidden = check_int(hidden, "hidden")
+        self.sigmoid = bool(sigmoid)
+        with seeded_init(seed):
+            self.net = nn.Sequential(nn.Linear(self.in_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden),
+                                     nn.SiLU(), nn.Linear(hidden, self.out_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-class DigitsDecoder(nn.Module):
-    """A latent code ``(batch, latent_dim)`` → pixel intensities ``(batch, out_dim)`` in (0, 1) (sigmoid).
-
-    Notebook 03 §"Encoder–decoder".
-    """
-
-    def __init__(self, latent_dim: int, hidden: int = 128, out_dim: int = 64, *, seed: int = 0):
-        super().__init__()
-        self.latent_dim, self.out_dim = check_int(latent_dim, "latent_dim"), check_int(out_dim, "out_dim")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(check_int(seed, "seed", minimum=0))
-            self.net = _digits_mlp([self.latent_dim, check_int(hidden, "hidden"), hidden, self.out_dim])
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(z))
+        out = self.net(x)
+        return torch.sigmoid(out) if self.sigmoid else out
 
 
 class DigitsClassifier(nn.Module):
@@ -166,8 +137,7 @@ class DigitsClassifier(nn.Module):
 
     def __init__(self, hidden: int = 128, feature_dim: int = 32, *, seed: int = 0):
         super().__init__()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(check_int(seed, "seed", minimum=0))
+        with seeded_init(seed):
             self.body = nn.Sequential(nn.Linear(64, check_int(hidden, "hidden")), nn.SiLU(),
                                       nn.Linear(hidden, check_int(feature_dim, "feature_dim")), nn.SiLU())
             self.head = nn.Linear(feature_dim, 10)
@@ -178,5 +148,3 @@ class DigitsClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
 
-
-__all__ += ["DigitsEncoder", "DigitsDecoder", "DigitsClassifier"]

@@ -26,7 +26,7 @@ from typing import Optional
 import torch
 
 from .bridge import Bridge
-from .utils import Seed, check_int, check_points, generator
+from .utils import Seed, check_device, check_int, check_points, check_real, generator
 
 _METHODS = ("sde", "ode")
 _DIRECTIONS = ("forward", "backward")
@@ -60,9 +60,8 @@ def _check_bridge(bridge, method: str, direction: str) -> None:
 
 
 def _grid(t0, t1, steps: int, direction: str, like: torch.Tensor):
+    t0, t1 = check_real(t0, "t0"), check_real(t1, "t1")
     for v, name in ((t0, "t0"), (t1, "t1")):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise TypeError(f"{name} must be a finite float, got {v!r}")
         if not 0.0 <= v <= 1.0:
             raise ValueError(f"{name} must lie in [0, 1], got {v}")
     if not t0 < t1:
@@ -103,6 +102,9 @@ def sample(bridge, x, *, method: str = "sde", steps: int = 100, t0: float = 0.0,
     _check_bridge(bridge, method, direction)
     x = check_points(x, "x")
     steps = check_int(steps, "steps", minimum=1)
+    for flag, name in ((keep_traj, "keep_traj"), (check_finite, "check_finite")):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {type(flag).__name__}")
     if isinstance(seed, torch.Generator) and seed.device.type != x.device.type:
         raise ValueError(f"seed is a generator on {seed.device} but x is on {x.device}")
     times, hs = _grid(t0, t1, steps, direction, x)
@@ -168,10 +170,10 @@ def generate(bridge: Bridge, n: int, *, method: str = "sde", steps: int = 100, t
     if not isinstance(bridge, Bridge):
         raise TypeError(f"bridge must be an lsbcore Bridge, got {type(bridge).__name__}")
     n = check_int(n, "n")
-    gap = float(t_gap) if isinstance(t_gap, (int, float)) and not isinstance(t_gap, bool) else None
-    if gap is None or not 0.0 <= gap < 1.0:
-        raise ValueError(f"t_gap must be a float in [0, 1), got {t_gap!r}")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    gap = check_real(t_gap, "t_gap")
+    if not 0.0 <= gap < 1.0:
+        raise ValueError(f"t_gap must lie in [0, 1), got {gap}")
+    dev = check_device(device)
     gen = generator(seed, dev)
     x = bridge.start(n, seed=gen, device=dev)
     if bridge.data_end == 1:

@@ -10,16 +10,19 @@ One visible loop, nanoGPT-style, instead of callbacks::
 
 Because the data generator's state is part of the checkpoint, a run that is interrupted and resumed
 produces bit-for-bit the same weights and losses (on CPU) as a run that never stopped.
-Checkpoints are plain dicts of tensors / ints / floats / strings, written atomically (temporary file
-then ``os.replace``) and read back with ``torch.load(..., weights_only=True)``.
+Checkpoints are plain dicts of tensors / ints / floats / strings with the sha256 of their content,
+written atomically (temporary file then ``os.replace``) and read back by the one reader,
+:func:`load_checkpoint` (``torch.load(..., weights_only=True)``, then the digest is checked).
 Notebook 02 §"Bridge matching" trains a drift with it.
 """
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 import os
 import pickle
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +32,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .utils import check_int, check_positive, generator
+from .utils import ChecksumError, check_int, check_positive, generator
 
-__all__ = ["History", "fit", "save_checkpoint", "load_checkpoint", "ema_update"]
+__all__ = ["History", "fit", "save_checkpoint", "load_checkpoint", "content_digest", "sha256_file", "ema_update"]
 
-FORMAT = "lsbcore-fit-v1"
+FORMAT = "lsbcore-fit-v2"   # v2: the content digest is stored and checked
+DIGEST_KEY = "sha256"
 PathLike = Union[str, os.PathLike]
 LossFn = Callable[[nn.Module, int, torch.Generator], torch.Tensor]
 
@@ -53,31 +57,92 @@ class History:
 
 
 # ---------------------------------------------------------------------------------- checkpoints
-def save_checkpoint(state: dict, path: PathLike) -> Path:
+def sha256_file(path: PathLike) -> str:
+    """Hex sha256 of a file's bytes (the sums of data/MANIFEST.json; Notebook 03 §2)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 16), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def content_digest(state) -> str:
+    """Hex sha256 of a checkpoint's content: every key, number and string, and every tensor's dtype,
+    shape and bytes, walked in a fixed order (so it does not depend on how torch lays out the file)."""
+    h = hashlib.sha256()
+
+    def feed(obj) -> None:
+        if isinstance(obj, torch.Tensor):
+            t = obj.detach().cpu().contiguous().reshape(-1)
+            h.update(f"tensor {t.dtype} {tuple(obj.shape)}:".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes())
+        elif isinstance(obj, dict):
+            h.update(f"dict {len(obj)}:".encode())
+            for key in sorted(obj, key=repr):
+                feed(key)
+                feed(obj[key])
+        elif isinstance(obj, (list, tuple)):
+            h.update(f"{type(obj).__name__} {len(obj)}:".encode())
+            for item in obj:
+                feed(item)
+        elif isinstance(obj, float):
+            h.update(f"float {obj.hex()};".encode())
+        elif obj is None or isinstance(obj, (bool, int, str, bytes)):
+            h.update(f"{type(obj).__name__} {obj!r};".encode())
+        else:
+            raise TypeError(f"a checkpoint holds tensors, numbers, strings, lists and dicts only, "
+                            f"got {type(obj).__name__}")
+
+    feed(state)
+    return h.hexdigest()
+
+
+def save_checkpoint(state: dict, path: PathLike, *, digest: bool = True) -> Path:
     """Write ``state`` (a plain dict) to ``path`` atomically: a crash mid-write leaves the old file.
 
-    The dict is written to ``path.tmp`` in the same folder and moved into place with ``os.replace``,
+    With ``digest`` (the default) the sha256 of the content (:func:`content_digest`) is stored in the
+    file under the key ``"sha256"`` and checked by :func:`load_checkpoint`, so a flipped byte inside
+    a tensor cannot load silently. ``digest=False`` is for files whose bytes a manifest records (the
+    shipped data/*.pt). The file is written in a temporary folder beside ``path`` under the same
+    name (torch names the archive inside after the file) and moved into place with ``os.replace``,
     which is atomic on POSIX and Windows. Notebook 02 §"Bridge matching".
     """
     if not isinstance(state, dict):
         raise TypeError(f"state must be a dict, got {type(state).__name__}")
+    if DIGEST_KEY in state:
+        raise ValueError(f"state must not hold the key {DIGEST_KEY!r}: save_checkpoint stores the digest there")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    if digest:
+        state = {**state, DIGEST_KEY: content_digest(state)}
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
+        torch.save(state, Path(tmp) / path.name)
+        os.replace(Path(tmp) / path.name, path)
     return path
 
 
-def load_checkpoint(path: PathLike, *, map_location="cpu") -> dict:
-    """Read a checkpoint with ``torch.load(weights_only=True)``; a corrupt file gives a ValueError.
+def load_checkpoint(path: PathLike, *, sha256: Optional[str] = None, map_location="cpu") -> dict:
+    """Read a checkpoint and check its integrity: the one checkpoint reader of lsbcore.
 
-    ``weights_only=True`` refuses to unpickle arbitrary objects, so a checkpoint from an untrusted
-    source cannot run code. Notebook 02 §"Bridge matching".
+    - ``sha256``: the hex sha256 the file's bytes must have (a manifest's entry, e.g. the shipped
+      data/MANIFEST.json); checked before the file is parsed.
+    - A file written by :func:`save_checkpoint` carries the digest of its content, checked after
+      reading. A file with neither digest is refused: nothing unverified is loaded.
+    - ``torch.load(weights_only=True)`` refuses to unpickle arbitrary objects, so a checkpoint from an
+      untrusted source cannot run code.
+
+    Errors: ``FileNotFoundError`` for a missing file; :class:`~lsbcore.utils.ChecksumError` (a
+    ValueError) naming the file when a digest does not match; ``ValueError`` for a truncated, garbage
+    or foreign file. Returns the dict without the digest. Notebook 02 §"Bridge matching".
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    if sha256 is not None:
+        actual = sha256_file(path)
+        if actual != sha256:
+            raise ChecksumError(f"checkpoint {str(path)!r} is corrupt or was modified: its sha256 is "
+                                f"{actual[:12]}… but {sha256[:12]}… was recorded")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:  # a forbidden global: the file holds arbitrary Python objects
@@ -88,6 +153,18 @@ def load_checkpoint(path: PathLike, *, map_location="cpu") -> dict:
                          f"{type(err).__name__}: {err}") from None
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {str(path)!r} does not hold a dict")
+    recorded = state.pop(DIGEST_KEY, None)
+    if recorded is None and sha256 is None:
+        raise ChecksumError(f"checkpoint {str(path)!r} carries no sha256 digest and none was given: "
+                            f"it was not written by lsbcore.save_checkpoint, so it cannot be verified")
+    if recorded is not None:
+        try:
+            actual = content_digest(state)
+        except TypeError as err:
+            raise ValueError(f"checkpoint {str(path)!r} is corrupt: {err}") from None
+        if actual != recorded:
+            raise ChecksumError(f"checkpoint {str(path)!r} is corrupt or was modified: the digest of its "
+                                f"content is {actual[:12]}… but it records {str(recorded)[:12]}…")
     return state
 
 
@@ -115,7 +192,7 @@ def fit(model: nn.Module, loss_fn: LossFn, steps: int, *, lr: float = 1e-3, seed
         ema: float = 0.999, weight_decay: float = 0.0, grad_clip: Optional[float] = None,
         checkpoint: Optional[PathLike] = None, checkpoint_every: int = 1000, resume: bool = True,
         progress: bool = True, log_every: int = 100, desc: str = "fit",
-        schedule: str = "constant") -> History:
+        schedule: str = "constant", extra_state: Optional[tuple] = None) -> History:
     """Train ``model`` for ``steps`` Adam steps on ``loss_fn(model, step, generator) → scalar``.
 
     - ``seed``: seeds the generator passed to ``loss_fn`` (draw ALL training randomness from it:
@@ -130,6 +207,9 @@ def fit(model: nn.Module, loss_fn: LossFn, steps: int, *, lr: float = 1e-3, seed
     - ``schedule``: ``"constant"`` learning rate, or ``"cosine"``: lr · ½(1 + cos(π step/steps)),
       decaying to 0 at the last step (often a sharper final model for the same budget).
     - ``progress``: a tqdm bar (loss shown every ``log_every`` steps); ``progress=False`` silences it.
+    - ``extra_state``: ``(get, set)`` for state that ``loss_fn`` keeps outside ``model`` (a second
+      optimizer, an adaptive forward process, another generator): ``get()`` returns a dict of tensors
+      and plain values that is saved in every checkpoint, ``set(dict)`` restores it on resume.
     - A NaN/inf loss raises ``FloatingPointError`` (checked every ``log_every`` steps and before each
       checkpoint, so no corrupt state is ever saved and the loop has few host syncs).
 
@@ -154,6 +234,9 @@ def fit(model: nn.Module, loss_fn: LossFn, steps: int, *, lr: float = 1e-3, seed
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
     if isinstance(seed, torch.Generator) or not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError("seed must be an int (fit owns its generator so that it can checkpoint it)")
+    if extra_state is not None and not (isinstance(extra_state, tuple) and len(extra_state) == 2
+                                        and all(callable(f) for f in extra_state)):
+        raise TypeError("extra_state must be a pair of callables (get, set)")
     params = list(model.parameters())
     if not params:
         raise ValueError("model has no parameters to train")
@@ -176,6 +259,7 @@ def fit(model: nn.Module, loss_fn: LossFn, steps: int, *, lr: float = 1e-3, seed
             "optimizer": opt.state_dict(),
             "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
             "losses": losses[:step_done].detach().cpu(),
+            "extra": extra_state[0]() if extra_state is not None else {},
         }, ckpt)
 
     tic = time.perf_counter()
@@ -189,6 +273,10 @@ def fit(model: nn.Module, loss_fn: LossFn, steps: int, *, lr: float = 1e-3, seed
                 raise ValueError(f"checkpoint {str(ckpt)!r} was written by a cosine schedule over "
                                  f"{state.get('steps')} steps, not {steps}: the learning rates would differ")
             start = _restore(state, ckpt, model, opt, ema_model, gen, losses, seed, steps)
+            if extra_state is not None:
+                if not state.get("extra"):
+                    raise ValueError(f"checkpoint {str(ckpt)!r} holds no extra state for this trainer")
+                extra_state[1](state["extra"])
 
         # ---- the loop
         model.train()

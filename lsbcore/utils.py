@@ -69,18 +69,49 @@ def check_seed(seed, name: str = "seed") -> int:
 
 def check_positive(value, name: str, *, allow_zero: bool = False) -> float:
     """A finite real number > 0 (or ≥ 0 with ``allow_zero``), else a ValueError naming ``name``."""
+    value = check_real(value, name)
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'≥' if allow_zero else '>'} 0, got {value}")
+    return value
+
+
+def check_scale(value, name: str, *, allow_zero: bool = False) -> float:
+    """A positive scale (σ, a bandwidth) in [1e-75, 1e75], where its 4th power is still a normal float64
+    (0 too with ``allow_zero``); else a TypeError/ValueError naming ``name``."""
+    value = check_positive(value, name, allow_zero=allow_zero)
+    if value != 0 and not 1e-75 <= value <= 1e75:
+        raise ValueError(f"{name} must lie in [1e-75, 1e75] (its 4th power must stay a float64), got {value:g}")
+    return value
+
+
+def check_real(value, name: str) -> float:
+    """A finite real number (a Python/NumPy number or a one-element tensor), else a TypeError/ValueError naming ``name``."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(f"{name} must be a scalar, got a tensor of shape {tuple(value.shape)}")
+        if value.is_complex():
+            raise TypeError(f"{name} must be a real number, got dtype {value.dtype}")
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'≥' if allow_zero else '>'} 0, got {value}")
     return value
+
+
+def check_device(device, name: str = "device") -> torch.device:
+    """``None`` (the CPU), a ``torch.device`` or a device string such as ``"cuda:0"``; else a TypeError/ValueError."""
+    if device is None:
+        return torch.device("cpu")
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"{name} must be a torch.device or a string like 'cpu' or 'cuda', got {type(device).__name__}")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"{name} must name a torch device such as 'cpu' or 'cuda:0', got {device!r}") from None
 
 
 def check_int(value, name: str, *, minimum: int = 1) -> int:
@@ -103,6 +134,8 @@ def check_points(x, name: str, *, dim: Optional[int] = None, allow_empty: bool =
         raise TypeError(f"{name} must be a torch.Tensor of shape (n, d), got {type(x).__name__}")
     if not torch.is_floating_point(x):
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if x.device.type == "meta":
+        raise ValueError(f"{name} is on the meta device: it holds no values; move it to a real device")
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2:
@@ -114,6 +147,19 @@ def check_points(x, name: str, *, dim: Optional[int] = None, allow_empty: bool =
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or inf")
     return x
+
+
+def check_state(x, name: str = "x", *, dim: Optional[int] = None) -> torch.Tensor:
+    """States ``(batch, dim)`` given to a drift: like :func:`check_points`, but the values (NaN/inf)
+    are checked on the CPU only, so a drift called inside a GPU sampling loop never syncs."""
+    if isinstance(x, torch.Tensor) and x.device.type not in ("cpu", "meta"):
+        if not torch.is_floating_point(x):
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+        if x.ndim != 2 or (dim is not None and x.shape[1] != dim):
+            raise ValueError(f"{name} must have shape (batch, {dim if dim is not None else 'd'}), "
+                             f"got {tuple(x.shape)}")
+        return x
+    return check_points(x, name, dim=dim)
 
 
 def check_weights(w, name: str, n: int, *, like: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -202,6 +248,20 @@ def check_time(t, name: str = "t", *, batch: Optional[int] = None, like: Optiona
 def time_column(t, x: torch.Tensor, name: str = "t") -> torch.Tensor:
     """``t`` checked by :func:`check_time` and expanded to a ``(batch, 1)`` column like ``x`` (no copy)."""
     return check_time(t, name, batch=x.shape[0], like=x).expand(x.shape[0], 1)
+
+
+def as_real_tensor(value, name: str) -> torch.Tensor:
+    """``value`` (a tensor, array or nested list of numbers) as a real tensor, without a copy when it
+    already is one; a TypeError naming ``name`` for strings, None, bools, complex numbers and ragged lists."""
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        raise TypeError(f"{name} must be numbers (a tensor, array or list), got {type(value).__name__}")
+    try:
+        out = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be numbers (a tensor, array or list), got {type(value).__name__}") from None
+    if out.dtype == torch.bool or out.is_complex():
+        raise TypeError(f"{name} must be real numbers, got dtype {out.dtype}")
+    return out
 
 
 def as_vector(value, name: str, d: int, *, dtype=torch.float64, device=None) -> torch.Tensor:

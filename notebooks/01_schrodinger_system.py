@@ -35,9 +35,9 @@
 # 4. Exercises (one with a check against lsbcore)
 
 # %% tags=["parameters"]
-import lsbcore
+import lsbcore as lsb
 
-FAST = lsbcore.is_fast()          # LSB_FAST=1: the same computations, smaller
+FAST = lsb.is_fast()              # LSB_FAST=1: the same computations, smaller
 N_SAMPLES = 500 if FAST else 1500  # points per marginal for Sinkhorn on samples
 GRID_1D = 301 if FAST else 601     # nodes of the 1-D grid
 GRID_2D = 48 if FAST else 72       # nodes per axis of the 2-D grid
@@ -50,14 +50,9 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import display
 
-from lsbcore import Gaussian, GaussianMixture
-from lsbcore.plotting import coupling_image, density_curves, density_image, new_axes
-from lsbcore.bridges.reference import brownian_bridge_sample
-from lsbcore.schrodinger.gaussian import GaussianBridge, monge_map
-from lsbcore.schrodinger.grid import Grid, fortet
-from lsbcore.schrodinger._sinkhorn import log_sinkhorn_step, sinkhorn, squared_distances
-from lsbcore.sde import sample
 from lsbcore import widgets as W
+from lsbcore.plotting import coupling_image, density_curves, density_image, new_axes
+from lsbcore.schrodinger import log_sinkhorn_step
 
 torch.set_default_dtype(torch.float64)  # the grid and closed form agree to 1e-8: keep float64 here
 
@@ -87,7 +82,7 @@ torch.set_default_dtype(torch.float64)  # the grid and closed form agree to 1e-8
 # $v \leftarrow \rho_1 / (K^\top u)$, with the kernel $K$ on a grid (the continuous problem: Fortet's
 # iteration) or $K_{ij} = e^{-\|x_i - y_j\|^2/\varepsilon}$ on samples (the discrete problem: Sinkhorn).
 # Each half-step makes one marginal exact; the other one's error falls geometrically. In the log
-# domain ($f = \log u$, log-sum-exp) nothing underflows when ε is small.
+# domain (potentials $f_0, f_1$ in place of $u, v$, and log-sum-exp) nothing underflows when ε is small.
 #
 # **Dynamics.** With the heat semigroup $P_s$ of variance σ²s,
 # $\varphi_t = P_{1-t}\varphi_1$, $\hat\varphi_t = P_t \hat\varphi_0$, the bridge marginal is
@@ -114,9 +109,9 @@ torch.set_default_dtype(torch.float64)  # the grid and closed form agree to 1e-8
 # %%
 m0, v0, m1, v1, sigma = -1.0, 0.5, 1.5, 1.2, 0.8
 eps = 2 * sigma**2
-rho0 = Gaussian(torch.tensor([m0]), torch.tensor([[v0]]))
-rho1 = Gaussian(torch.tensor([m1]), torch.tensor([[v1]]))
-exact = GaussianBridge(m0, v0, m1, v1, sigma)
+rho0 = lsb.Gaussian(torch.tensor([m0]), torch.tensor([[v0]]))
+rho1 = lsb.Gaussian(torch.tensor([m1]), torch.tensor([[v1]]))
+exact = lsb.GaussianBridge(m0, v0, m1, v1, sigma)
 print(f"closed form: C = {float(exact.cross_cov):.10f}, OT_eps = {exact.entropic_cost():.10f}")
 
 # %% [markdown]
@@ -126,8 +121,8 @@ print(f"closed form: C = {float(exact.cross_cov):.10f}, OT_eps = {exact.entropic
 # C must agree to 1e-8.
 
 # %%
-grid = Grid(-9.0, 11.0, GRID_1D)
-on_grid = fortet(rho0, rho1, sigma, grid)
+grid = lsb.Grid(-9.0, 11.0, GRID_1D)
+on_grid = lsb.fortet(rho0, rho1, sigma, grid)
 print(on_grid, "cross-cov:", float(on_grid.cross_cov()), " OT_eps:", on_grid.entropic_cost())
 assert on_grid.converged
 assert abs(float(on_grid.cross_cov()) - float(exact.cross_cov)) < 1e-8
@@ -136,18 +131,18 @@ assert abs(on_grid.entropic_cost() - exact.entropic_cost()) < 1e-7
 # %% [markdown]
 # **Samples.** Sinkhorn between N samples of each marginal. Now the error is statistical: the
 # empirical covariance of the coupling fluctuates by about $\sqrt{v_0 v_1/N}$, and the entropic cost
-# by $\sqrt{(\mathrm{Var} f + \mathrm{Var} g)/N}$ with f, g the dual potentials (the central limit
+# by $\sqrt{(\mathrm{Var} f_0 + \mathrm{Var} f_1)/N}$ with $f_0, f_1$ the dual potentials (the central limit
 # theorem for entropic OT). We allow five of each.
 
 # %%
 x0 = rho0.sample(N_SAMPLES, seed=SEED)
 x1 = rho1.sample(N_SAMPLES, seed=SEED + 1)
-res = sinkhorn(x0, x1, eps, tol=1e-9)
+res = lsb.sinkhorn(x0, x1, eps, tol=1e-9)
 P = res.plan()
 c_hat = float(((x0 - P.sum(1) @ x0) * (P @ (x1 - P.sum(0) @ x1))).sum())
-cost_hat = float(res.a @ res.f + res.b @ res.g)  # the dual value = OT_eps of the two samples
+cost_hat = float(res.a @ res.f0 + res.b @ res.f1)  # the dual value = OT_eps of the two samples
 sd_c = math.sqrt(2 * v0 * v1 / N_SAMPLES)
-sd_cost = math.sqrt(float(res.f.var() + res.g.var()) / N_SAMPLES)
+sd_cost = math.sqrt(float(res.f0.var() + res.f1.var()) / N_SAMPLES)
 print(f"Sinkhorn on {N_SAMPLES} samples: C = {c_hat:.4f} (±{sd_c:.3f}), OT_eps = {cost_hat:.3f} (±{sd_cost:.3f}), "
       f"{res.n_iter} iterations")
 assert abs(c_hat - float(exact.cross_cov)) < 5 * sd_c
@@ -157,7 +152,7 @@ assert abs(cost_hat - exact.entropic_cost()) < 5 * sd_cost
 fig, axes = new_axes(3, size=3.6)
 xs = grid.axes[0]
 XY = torch.stack(torch.meshgrid(xs, xs, indexing="ij"), -1).reshape(-1, 2)
-closed = Gaussian(torch.tensor([m0, m1]), exact.joint_cov()).log_prob(XY).exp().reshape(len(xs), len(xs))
+closed = lsb.Gaussian(torch.tensor([m0, m1]), exact.joint_cov()).log_prob(XY).exp().reshape(len(xs), len(xs))
 coupling_image(closed, xs, xs, axes[0], title="closed form π*")
 coupling_image(on_grid.plan(), xs, xs, axes[1], title="Fortet/IPF on the grid")
 a_pairs, b_pairs = res.sample_pairs(2000, seed=SEED)
@@ -187,7 +182,7 @@ for t in (0.1, 0.5, 0.9):
     assert float((on_grid.backward_drift(xt, t) - exact.backward_drift(xt, t)).abs().max()) < 1e-6
 n_pairs = 4000
 a_pairs, b_pairs = res.sample_pairs(n_pairs, seed=SEED + 2)
-x_half = brownian_bridge_sample(a_pairs, b_pairs, 0.5, sigma=sigma, seed=SEED)
+x_half = lsb.brownian_bridge_sample(a_pairs, b_pairs, 0.5, sigma=sigma, seed=SEED)
 var_half = float(exact.cov(0.5))
 print(f"Var ρ_0.5: closed form {var_half:.4f}, grid {float(on_grid.moments(0.5)[1]):.8f}, "
       f"Sinkhorn bridges {float(x_half.var()):.4f}")
@@ -206,14 +201,14 @@ ax.legend(fontsize=7)
 plt.show()
 
 # %% [markdown]
-# Both bridges have the same face (`drift`, `backward_drift`, `velocity`, `sigma`), so the sampler of
-# `lsbcore.sde` runs them unchanged. Euler–Maruyama from ρ0 with the grid drift lands on ρ1
+# Both bridges have the same face (`drift`, `backward_drift`, `velocity`, `sigma`), so the one sampler,
+# `lsb.sample`, runs them unchanged. Euler–Maruyama from ρ0 with the grid drift lands on ρ1
 # (within Monte-Carlo error plus the O(h) bias of the scheme).
 
 # %%
 start = rho0.sample(N_SAMPLES * 4, seed=SEED + 3)
 for name, bridge in (("closed form", exact), ("grid", on_grid)):
-    end = sample(bridge, start, steps=50, seed=SEED).x
+    end = lsb.sample(bridge, start, steps=50, seed=SEED).x
     print(f"{name:12s}: mean {float(end.mean()):.3f} (target {m1}), var {float(end.var()):.3f} (target {v1})")
     n_end = end.shape[0]
     assert abs(float(end.mean()) - m1) < 5 * math.sqrt(v1 / n_end) + 0.05
@@ -227,7 +222,7 @@ for name, bridge in (("closed form", exact), ("grid", on_grid)):
 # %%
 fig, ax = new_axes(size=4.5)
 for s in (0.3, 0.5, 0.8, 1.5):
-    hist = fortet(rho0, rho1, s, grid).errors
+    hist = lsb.fortet(rho0, rho1, s, grid).errors
     ax.semilogy(hist, label=f"σ = {s} ({len(hist)} iterations)")
     assert hist[-1] < 1e-10 and hist[-1] < hist[0]
 ax.set(xlabel="iteration", ylabel="‖π1 − ρ0‖₁", title="Fortet/IPF: marginal error per iteration")
@@ -239,8 +234,8 @@ plt.show()
 # two-bump mixture, so the first few plans are visibly wrong).
 
 # %%
-mix0 = GaussianMixture([0.5, 0.5], [[-2.0], [0.5]], [0.3, 0.5])
-display(W.ipf_explorer(mix0, rho1, Grid(-6.0, 6.0, 241), 0.5, max_iter=40))
+mix0 = lsb.GaussianMixture([0.5, 0.5], [[-2.0], [0.5]], [0.3, 0.5])
+display(W.ipf_explorer(mix0, rho1, lsb.Grid(-6.0, 6.0, 241), 0.5, max_iter=40))
 
 # %% [markdown]
 # ### 2.4 The knob σ
@@ -249,14 +244,14 @@ display(W.ipf_explorer(mix0, rho1, Grid(-6.0, 6.0, 241), 0.5, max_iter=40))
 
 # %%
 sigmas = [0.05, 0.2, 0.5, 1.0, 2.0, 4.0]
-closed_c = [float(GaussianBridge(m0, v0, m1, v1, s).cross_cov) for s in sigmas]
-grid_c = {s: float(fortet(rho0, rho1, s, grid).cross_cov()) for s in (0.5, 1.0, 2.0)}
-monge = float(torch.tensor([[v0]]) @ monge_map(v0, v1))
+closed_c = [float(lsb.GaussianBridge(m0, v0, m1, v1, s).cross_cov) for s in sigmas]
+grid_c = {s: float(lsb.fortet(rho0, rho1, s, grid).cross_cov()) for s in (0.5, 1.0, 2.0)}
+monge = float(torch.tensor([[v0]]) @ lsb.monge_map(v0, v1))
 print("Monge limit S0·T =", monge, "  closed form at σ=0.05:", closed_c[0])
 assert abs(closed_c[0] - (monge - 0.05**2 / 2)) < 1e-5        # C = S0 T − σ²/2 + O(σ⁴)
 assert abs(4.0**2 * closed_c[-1] - v0 * v1) < 0.01            # σ² C → S0 S1
 for s, c in grid_c.items():
-    assert abs(c - float(GaussianBridge(m0, v0, m1, v1, s).cross_cov)) < 1e-8
+    assert abs(c - float(lsb.GaussianBridge(m0, v0, m1, v1, s).cross_cov)) < 1e-8
 fig, ax = new_axes(size=4.2)
 ax.semilogx(sigmas, [c / math.sqrt(v0 * v1) for c in closed_c], "o-", label="closed form")
 ax.semilogx(list(grid_c), [c / math.sqrt(v0 * v1) for c in grid_c.values()], "kx", ms=9, label="grid")
@@ -270,7 +265,7 @@ plt.show()
 # spreads out in the middle of the interval.
 
 # %%
-display(W.schrodinger_explorer(mix0, rho1, Grid(-6.0, 6.0, 241), sigma=0.6, t=0.5))
+display(W.schrodinger_explorer(mix0, rho1, lsb.Grid(-6.0, 6.0, 241), sigma=0.6, t=0.5))
 
 # %% [markdown]
 # ### 2.5 Two dimensions
@@ -281,9 +276,9 @@ display(W.schrodinger_explorer(mix0, rho1, Grid(-6.0, 6.0, 241), sigma=0.6, t=0.
 # %%
 M0, S0 = torch.tensor([-1.0, 0.5]), torch.tensor([[1.0, 0.3], [0.3, 0.5]])
 M1, S1 = torch.tensor([1.0, -0.5]), torch.tensor([[0.6, -0.2], [-0.2, 1.2]])
-exact2 = GaussianBridge(M0, S0, M1, S1, 1.0)
-grid2 = Grid(-10.0, 10.0, GRID_2D, dim=2)
-on_grid2 = fortet(Gaussian(M0, S0), Gaussian(M1, S1), 1.0, grid2)
+exact2 = lsb.GaussianBridge(M0, S0, M1, S1, 1.0)
+grid2 = lsb.Grid(-10.0, 10.0, GRID_2D, dim=2)
+on_grid2 = lsb.fortet(lsb.Gaussian(M0, S0), lsb.Gaussian(M1, S1), 1.0, grid2)
 print("closed form C =\n", exact2.cross_cov, "\ngrid C =\n", on_grid2.cross_cov())
 assert float((on_grid2.cross_cov() - exact2.cross_cov).abs().max()) < 1e-8
 for t in (0.25, 0.5, 0.75):
@@ -297,14 +292,14 @@ for t in (0.25, 0.5, 0.75):
 # moments of ρ_t up to the samples' Monte-Carlo error.
 
 # %%
-mix = GaussianMixture([0.3, 0.3, 0.4], [[-2.0, 2.0], [2.0, 2.0], [0.0, -2.5]], [0.3, 0.3, 0.5])
-gauss0 = Gaussian(torch.zeros(2), torch.eye(2))
+mix = lsb.GaussianMixture([0.3, 0.3, 0.4], [[-2.0, 2.0], [2.0, 2.0], [0.0, -2.5]], [0.3, 0.3, 0.5])
+gauss0 = lsb.Gaussian(torch.zeros(2), torch.eye(2))
 sigma2 = 0.6
-box = Grid(-6.0, 6.0, GRID_2D, dim=2)
-mix_grid = fortet(gauss0, mix, sigma2, box)
+box = lsb.Grid(-6.0, 6.0, GRID_2D, dim=2)
+mix_grid = lsb.fortet(gauss0, mix, sigma2, box)
 y0 = gauss0.sample(N_SAMPLES, seed=SEED)
 y1 = mix.sample(N_SAMPLES, seed=SEED + 1)
-mix_res = sinkhorn(y0, y1, 2 * sigma2**2, tol=1e-9)
+mix_res = lsb.sinkhorn(y0, y1, 2 * sigma2**2, tol=1e-9)
 p0, p1 = mix_res.sample_pairs(4000, seed=SEED)
 print(mix_grid, f"; Sinkhorn: {mix_res.n_iter} iterations")
 
@@ -313,7 +308,7 @@ fig, axes = new_axes(4, size=3.0)
 scale = float(torch.sqrt(torch.diagonal(mix.cov)).max())
 for ax, t in zip(axes, (0.0, 0.4, 0.7, 1.0)):
     density_image(box.axes, mix_grid.density(t), ax, title=f"t = {t}")
-    xt = brownian_bridge_sample(p0, p1, t, sigma=sigma2, seed=SEED)
+    xt = lsb.brownian_bridge_sample(p0, p1, t, sigma=sigma2, seed=SEED)
     ax.scatter(xt[:300, 0], xt[:300, 1], s=2, color="w", alpha=0.6)
     m_grid, c_grid = mix_grid.moments(t)
     # tolerance: 5 standard errors of a mean over the 4000 resampled pairs + the N-sample plan error
@@ -341,45 +336,45 @@ display(W.grid_bridge_explorer(mix_grid, t=0.5))
 #   the kernel width σ√(min(t, 1−t)) for the marginals and drifts near the ends.
 # * **From static to dynamic.** The potentials give everything: ρ_t = φ_t φ̂_t and the drifts
 #   σ²∇log φ_t, σ²∇log φ̂_t. Notebook 02 learns these drifts from pairs (X0, X1) instead.
-# * **Other references.** `GaussianBridge(..., c=c)` uses the Ornstein–Uhlenbeck reference
+# * **Other references.** `lsb.GaussianBridge(..., c=c)` uses the Ornstein–Uhlenbeck reference
 #   dY = cY dt + σ dW (Bunne et al. 2023): its static problem is the Brownian one between N(e^c m0, e^{2c} S0)
 #   and ρ1 with variance ξ = σ²(e^{2c} − 1)/(2c). Notebook 06 (VSDM) uses this linear reference family.
 
 # %% [markdown]
 # ## 4 · Exercises
-# **Exercise 1 (checked).** Write one Sinkhorn half-step in the log domain: given the potential g on
+# **Exercise 1 (checked).** Write one Sinkhorn half-step in the log domain: given the potential $f_1$ on
 # the target points, the cost C and the log-weights log b, return
-# $f_i = -\varepsilon \log \sum_j \exp\big(\log b_j + (g_j - C_{ij})/\varepsilon\big)$ — without ever
+# $f_{0,i} = -\varepsilon \log \sum_j \exp\big(\log b_j + (f_{1,j} - C_{ij})/\varepsilon\big)$ — without ever
 # forming $e^{-C/\varepsilon}$ (use `torch.logsumexp`). Replace the body below with your own code;
 # the cell after it checks it against `lsbcore`. (The reference solution is collapsed.)
 
 # %% jupyter={"source_hidden": true}
-def my_log_half_step(g, C, eps, log_b):
-    """f_i = −ε log Σ_j exp(log b_j + (g_j − C_ij)/ε)  (reference solution; write your own)."""
-    return -eps * torch.logsumexp(log_b[None, :] + (g[None, :] - C) / eps, dim=1)
+def my_log_half_step(f1, C, eps, log_b):
+    """f0_i = −ε log Σ_j exp(log b_j + (f1_j − C_ij)/ε)  (reference solution; write your own)."""
+    return -eps * torch.logsumexp(log_b[None, :] + (f1[None, :] - C) / eps, dim=1)
 
 
 # %%
-C_small = squared_distances(x0[:50], x1[:60])
-g_small = torch.randn(60, generator=torch.Generator().manual_seed(SEED))
+C_small = lsb.squared_distances(x0[:50], x1[:60])
+f1_small = torch.randn(60, generator=lsb.generator(SEED))
 log_b = torch.full((60,), -math.log(60))
 for e in (0.01, 1.0, 10.0):  # ε = 0.01 would underflow exp(−C/ε) without the log domain
-    torch.testing.assert_close(my_log_half_step(g_small, C_small, e, log_b), log_sinkhorn_step(g_small, C_small, e, log_b))
+    torch.testing.assert_close(my_log_half_step(f1_small, C_small, e, log_b), log_sinkhorn_step(f1_small, C_small, e, log_b))
 # alternating your half-steps solves the problem: compare with lsbcore's Sinkhorn
-f = torch.zeros(50)
+f0 = torch.zeros(50)
 log_a = torch.full((50,), -math.log(50))
 for _ in range(100):
-    g = my_log_half_step(f, C_small.T, eps, log_a)
-    f = my_log_half_step(g, C_small, eps, log_b)
-plan_mine = torch.exp(log_a[:, None] + log_b[None, :] + (f[:, None] + g[None, :] - C_small) / eps)
-plan_ref = sinkhorn(x0[:50], x1[:60], eps, tol=1e-10).plan()
+    f1 = my_log_half_step(f0, C_small.T, eps, log_a)
+    f0 = my_log_half_step(f1, C_small, eps, log_b)
+plan_mine = torch.exp(log_a[:, None] + log_b[None, :] + (f0[:, None] + f1[None, :] - C_small) / eps)
+plan_ref = lsb.sinkhorn(x0[:50], x1[:60], eps, tol=1e-10).plan()
 torch.testing.assert_close(plan_mine, plan_ref, atol=1e-9, rtol=1e-6)
-print("your half-step matches lsbcore.schrodinger.sinkhorn.log_sinkhorn_step")
+print("your half-step matches lsbcore.schrodinger.log_sinkhorn_step")
 
 # %% [markdown]
-# **Exercise 2.** The grid update in `lsbcore.schrodinger.grid.fortet` is the same half-step with
+# **Exercise 2.** The grid update in `lsb.fortet` is the same half-step with
 # $C_{ij} = \|x_i - x_j\|^2$ on grid nodes and weights ρ0Δ, ρ1Δ. Show that Fortet's potentials satisfy
-# $\log u = f/\varepsilon + \log a$ for Sinkhorn's f (up to a constant) and check it numerically.
+# $\log u = f_0/\varepsilon + \log a$ for Sinkhorn's $f_0$ (up to a constant) and check it numerically.
 #
 # **Exercise 3.** Time the 2-D grid solver for N = 32, 64, 128 nodes per axis. Is the cost N³ per
 # iteration, as the separable kernel promises? How many nodes does σ = 0.2 need before the

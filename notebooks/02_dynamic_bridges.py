@@ -35,9 +35,9 @@
 # 4. Exercises (one with a check against lsbcore)
 
 # %% tags=["parameters"]
-import lsbcore
+import lsbcore as lsb
 
-FAST = lsbcore.is_fast()              # LSB_FAST=1: the same computations, smaller
+FAST = lsb.is_fast()                  # LSB_FAST=1: the same computations, smaller
 N = 500 if FAST else 1500             # points per sample set
 TRAIN_STEPS = 400 if FAST else 1500   # Adam steps per learned drift (bridge matching)
 FOLLMER_STEPS = 400 if FAST else 2000  # Adam steps for the learned Föllmer drift
@@ -50,16 +50,10 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from lsbcore import Gaussian, Toy2D
 from lsbcore import widgets as W
-from lsbcore.bridge import Bridge
-from lsbcore.bridges.follmer import EmpiricalFollmer, FollmerMC, fit_follmer, gaussian_follmer_drift
-from lsbcore.bridges.matching import MatchedBridge, couple, fit_bridge
-from lsbcore.metrics import bures_w2_to_gaussian, energy_distance, mmd, straightness, w2_report
+from lsbcore.bridges.follmer import gaussian_follmer_drift
+from lsbcore.metrics import bures_w2_to_gaussian
 from lsbcore.plotting import new_axes, paths2d, scatter2d
-from lsbcore.bridges.reference import BrownianBridge, brownian_bridge_sample
-from lsbcore.schrodinger.gaussian import GaussianBridge
-from lsbcore.sde import sample
 
 # %% [markdown]
 # ## 1 · Theory
@@ -69,7 +63,7 @@ from lsbcore.sde import sample
 # $X_t \mid X_s = x \sim \mathcal N(x, \sigma^2 (t-s) I)$. Later notebooks use linear references
 # $dX = a(t) X\,dt + g(t)\,dW$ (Ornstein–Uhlenbeck, the variance-preserving SDE with
 # $\beta_t = \beta_{\min} + t^{\beta_r}(\beta_{\max} - \beta_{\min})$); their kernels are Gaussian too
-# (`lsbcore.reference`: `Brownian`, `OU`, `VP`).
+# (`lsb.Brownian`, `lsb.OU`, `lsb.VP`).
 #
 # **Brownian bridge.** Pin Brownian motion at $X_0 = x_0$ and $X_1 = x_1$. Conditioning the Gaussian
 # vector $(X_t, X_1)$ gives
@@ -105,7 +99,7 @@ from lsbcore.sde import sample
 # **Sampling.** On the grid $t_k = k h$, Euler–Maruyama takes
 # $x_{k+1} = x_k + h\,b(x_k, t_k) + \sigma\sqrt h\,\xi_k$ (weak error $O(h)$); Heun's method integrates
 # the ODE with two evaluations per step (error $O(h^2)$). The cost of a sampler is its number of
-# function evaluations (NFE). `lsbcore.sde.sample` does both, for any object with the bridge face.
+# function evaluations (NFE). `lsb.sample` does both, for any object with the bridge face.
 
 # %% [markdown]
 # ## 2 · Practice
@@ -116,8 +110,8 @@ from lsbcore.sde import sample
 
 # %%
 sigma = 0.8
-pinned = BrownianBridge(x1=[2.0], sigma=sigma, x0=[-1.0])
-run = sample(pinned, torch.full((4000, 1), -1.0), steps=100, keep_traj=True, seed=SEED)
+pinned = lsb.BrownianBridge(x1=[2.0], sigma=sigma, x0=[-1.0])
+run = lsb.sample(pinned, torch.full((4000, 1), -1.0), steps=100, keep_traj=True, seed=SEED)
 t_grid = run.times
 emp_var = run.traj[..., 0].var(dim=1)
 exact_var = sigma**2 * t_grid * (1 - t_grid)
@@ -142,7 +136,7 @@ plt.show()
 # $(1-t)x_0 + t x_1 + \sigma\sqrt{t(1-t)}Z$, which is what bridge matching uses to make training data.
 
 # %%
-direct = brownian_bridge_sample(torch.full((4000, 1), -1.0), torch.full((4000, 1), 2.0), 0.5, sigma=sigma, seed=1)
+direct = lsb.brownian_bridge_sample(torch.full((4000, 1), -1.0), torch.full((4000, 1), 2.0), 0.5, sigma=sigma, seed=1)
 print(f"Var X_0.5: simulated {float(emp_var[50]):.4f}, direct {float(direct.var()):.4f}, "
       f"closed form {sigma**2 / 4:.4f}")
 assert abs(float(direct.var()) - sigma**2 / 4) < 4 * sigma**2 / 4 * math.sqrt(2 / 4000)
@@ -154,13 +148,13 @@ assert abs(float(direct.var()) - sigma**2 / 4) < 4 * sigma**2 / 4 * math.sqrt(2 
 # cross-covariance C, for the independent coupling and for Sinkhorn at ε = 2σ².
 
 # %%
-source, target = Toy2D("8gaussians"), Toy2D("moons")
+source, target = lsb.Toy2D("8gaussians"), lsb.Toy2D("moons")
 x0 = source.sample(N, seed=SEED)
 x1 = target.sample(N, seed=SEED + 1)
 sigma_mix, t_check = 0.5, 0.4
 for c in ("independent", "sinkhorn"):
-    a, b = couple(x0, x1, c, sigma=sigma_mix, seed=SEED)
-    xt = brownian_bridge_sample(a, b, t_check, sigma=sigma_mix, seed=SEED + 2)
+    a, b = lsb.couple(x0, x1, c, sigma=sigma_mix, seed=SEED)
+    xt = lsb.brownian_bridge_sample(a, b, t_check, sigma=sigma_mix, seed=SEED + 2)
     S0, S1 = torch.cov(a.T), torch.cov(b.T)
     C = torch.cov(torch.cat([a, b], 1).T)[:2, 2:]
     t = t_check
@@ -174,10 +168,10 @@ for c in ("independent", "sinkhorn"):
 # %%
 fig, axes = new_axes(4, nrows=2, size=2.6)
 for row, c in enumerate(("independent", "sinkhorn")):
-    a, b = couple(x0, x1, c, sigma=sigma_mix, seed=SEED)
+    a, b = lsb.couple(x0, x1, c, sigma=sigma_mix, seed=SEED)
     for col, t in enumerate((0.0, 0.33, 0.67, 1.0)):
         ax = axes[4 * row + col]
-        scatter2d(brownian_bridge_sample(a, b, t, sigma=sigma_mix, seed=SEED), ax, s=1,
+        scatter2d(lsb.brownian_bridge_sample(a, b, t, sigma=sigma_mix, seed=SEED), ax, s=1,
                   title=f"{c}, t = {t:.2f}")
         ax.set(xlim=(-7, 7), ylim=(-7, 7))
 fig.suptitle("Mixtures of Brownian bridges (σ = 0.5): independent pairs vs the Sinkhorn plan")
@@ -199,7 +193,7 @@ W.bridge_mixture_explorer(x0[:300], x1[:300], sigma=sigma_mix)
 # the exact one takes three lines.
 
 # %%
-class GaussianFollmer(Bridge):
+class GaussianFollmer(lsb.Bridge):
     """The exact Schrödinger–Föllmer bridge δ0 → N(mean, std² I)."""
 
     def __init__(self, mean, std, sigma):
@@ -210,20 +204,20 @@ class GaussianFollmer(Bridge):
 
 
 m_f, s_f, sigma_f = torch.tensor([2.0, -1.0]), 0.6, 1.0
-mu = Gaussian(m_f, s_f**2)
+mu = lsb.Gaussian(m_f, s_f**2)
 drifts = {
     "exact": GaussianFollmer(m_f, s_f, sigma_f),
-    "Monte Carlo": FollmerMC(mu, sigma_f, n_mc=N_MC, seed=SEED),
-    "learned": fit_follmer(mu, sigma_f, steps=FOLLMER_STEPS, progress=False, seed=SEED),
+    "Monte Carlo": lsb.FollmerMC(mu, sigma_f, n_mc=N_MC, seed=SEED),
+    "learned": lsb.fit_follmer(mu, sigma_f, steps=FOLLMER_STEPS, progress=False, seed=SEED),
 }
 
 # %% [markdown]
 # Compare the drifts where the process actually goes: $X_t = t X_1 + \sigma\sqrt{t(1-t)}Z$, t ∈ [0, 0.9].
 
 # %%
-g = lsbcore.generator(SEED + 3)
-t_eval = torch.rand(1000, 1, generator=g) * 0.9
-x_eval = t_eval * mu.sample(1000, seed=g) + sigma_f * (t_eval * (1 - t_eval)).sqrt() * torch.randn(1000, 2, generator=g)
+gen = lsb.generator(SEED + 3)
+t_eval = torch.rand(1000, 1, generator=gen) * 0.9
+x_eval = t_eval * mu.sample(1000, seed=gen) + sigma_f * (t_eval * (1 - t_eval)).sqrt() * torch.randn(1000, 2, generator=gen)
 b_exact = drifts["exact"].drift(x_eval, t_eval)
 rel_err = {}
 for name in ("Monte Carlo", "learned"):
@@ -236,7 +230,7 @@ assert rel_err["learned"] < (0.2 if FAST else 0.1)     # a fit, not an identity:
 
 # %%
 start = torch.zeros(N, 2)
-finals = {name: sample(br, start, steps=50, seed=SEED).x for name, br in drifts.items()}
+finals = {name: lsb.sample(br, start, steps=50, seed=SEED).x for name, br in drifts.items()}
 floor = bures_w2_to_gaussian(mu.sample(N, seed=SEED + 4), m_f, s_f**2 * torch.eye(2))
 for name, xf in finals.items():
     d = bures_w2_to_gaussian(xf, m_f, s_f**2 * torch.eye(2))
@@ -260,7 +254,7 @@ plt.show()
 
 # %%
 train_pts = source.sample(200, seed=SEED + 5)
-memo = sample(EmpiricalFollmer(train_pts, sigma=1.0), torch.zeros(N, 2), steps=400, seed=SEED).x
+memo = lsb.sample(lsb.EmpiricalFollmer(train_pts, sigma=1.0), torch.zeros(N, 2), steps=400, seed=SEED).x
 
 
 def nn_distance(x, pts):
@@ -283,24 +277,24 @@ assert d_memo < 0.5 * d_fresh
 sigma_bm = 0.5
 matched = {}
 for i, c in enumerate(("independent", "sinkhorn")):
-    fwd = fit_bridge(source, target, sigma_bm, coupling=c, direction="forward", steps=TRAIN_STEPS,
+    fwd = lsb.fit_bridge(source, target, sigma_bm, coupling=c, direction="forward", steps=TRAIN_STEPS,
                      progress=False, seed=SEED + 10 * i)
-    bwd = fit_bridge(source, target, sigma_bm, coupling=c, direction="backward", steps=TRAIN_STEPS,
+    bwd = lsb.fit_bridge(source, target, sigma_bm, coupling=c, direction="backward", steps=TRAIN_STEPS,
                      progress=False, seed=SEED + 10 * i + 1)
-    matched[c] = MatchedBridge(fwd.forward_net, sigma_bm, bwd.backward_net)
+    matched[c] = lsb.MatchedBridge(fwd.forward_net, sigma_bm, bwd.backward_net)
 
 # %%
 x_start = source.sample(N, seed=SEED + 7)
 stats = {}
 for c, br in matched.items():
-    ode = sample(br, x_start, method="ode", steps=10, keep_traj=True)
-    sde = sample(br, x_start, method="sde", steps=100, seed=SEED)
-    stats[c] = {"straightness": straightness(ode), "W2 ODE (NFE 20)": w2_report(ode.x, target, seed=SEED),
-                "W2 SDE (NFE 100)": w2_report(sde.x, target, seed=SEED), "ode": ode}
+    ode = lsb.sample(br, x_start, method="ode", steps=10, keep_traj=True)
+    sde = lsb.sample(br, x_start, method="sde", steps=100, seed=SEED)
+    stats[c] = {"straightness": lsb.straightness(ode), "W2 ODE (NFE 20)": lsb.w2_report(ode.x, target, seed=SEED),
+                "W2 SDE (NFE 100)": lsb.w2_report(sde.x, target, seed=SEED), "ode": ode}
     print(f"{c:12s} straightness {stats[c]['straightness']:.3f} | ODE: {stats[c]['W2 ODE (NFE 20)']} | "
           f"SDE: {stats[c]['W2 SDE (NFE 100)']}")
     y = target.sample(N, seed=SEED + 11)  # MMD and energy distance: cheaper than W2 for large sets
-    print(f"{'':12s} SDE samples: MMD {mmd(sde.x, y):.3f}, energy distance {energy_distance(sde.x, y):.3f}")
+    print(f"{'':12s} SDE samples: MMD {lsb.mmd(sde.x, y):.3f}, energy distance {lsb.energy_distance(sde.x, y):.3f}")
 assert stats["sinkhorn"]["straightness"] < 0.5 * stats["independent"]["straightness"]
 assert stats["sinkhorn"]["W2 ODE (NFE 20)"].w2 < stats["independent"]["W2 ODE (NFE 20)"].w2
 
@@ -324,16 +318,16 @@ plt.show()
 # %%
 m0, S0 = torch.tensor([-2.0, 0.0]), torch.tensor([[1.0, 0.5], [0.5, 1.0]])
 m1, S1 = torch.tensor([2.0, 1.0]), torch.tensor([[0.5, 0.0], [0.0, 2.0]])
-gauss = GaussianBridge(m0, S0, m1, S1, sigma=0.7)
+gauss = lsb.GaussianBridge(m0, S0, m1, S1, sigma=0.7)
 n_g = 10_000 if FAST else 20_000  # closed-form drift: cheap, and the floor shrinks like 1/√n
-xg = Gaussian(m0, S0).sample(n_g, seed=SEED)
+xg = lsb.Gaussian(m0, S0).sample(n_g, seed=SEED)
 nfes = [2, 4, 8, 16, 32, 64]
 err = {"sde": [], "ode": []}
 for nfe in nfes:
     # a seed of its own for the Brownian increments: reusing the one that drew xg would correlate them
-    err["sde"].append(bures_w2_to_gaussian(sample(gauss, xg, method="sde", steps=nfe, seed=SEED + 1).x, m1, S1))
-    err["ode"].append(bures_w2_to_gaussian(sample(gauss, xg, method="ode", steps=nfe // 2).x, m1, S1))
-floor_g = bures_w2_to_gaussian(Gaussian(m1, S1).sample(n_g, seed=SEED + 2), m1, S1)
+    err["sde"].append(bures_w2_to_gaussian(lsb.sample(gauss, xg, method="sde", steps=nfe, seed=SEED + 1).x, m1, S1))
+    err["ode"].append(bures_w2_to_gaussian(lsb.sample(gauss, xg, method="ode", steps=nfe // 2).x, m1, S1))
+floor_g = bures_w2_to_gaussian(lsb.Gaussian(m1, S1).sample(n_g, seed=SEED + 2), m1, S1)
 print("NFE      ", nfes)
 print("SDE (EM) ", [round(e, 3) for e in err["sde"]])
 print("ODE (Heun)", [round(e, 3) for e in err["ode"]], f"  floor ≈ {floor_g:.3f}")
@@ -351,10 +345,10 @@ assert max(err["sde"][-1], err["ode"][-1]) < 3 * floor_g + 0.02  # … until bot
 nfes_l = [2, 4, 10, 20, 50, 100]
 w2_l = {"sde": [], "ode": []}
 for nfe in nfes_l:
-    w2_l["sde"].append(w2_report(sample(matched["sinkhorn"], x_start, steps=nfe, seed=SEED).x, target, seed=SEED).w2)
-    w2_l["ode"].append(w2_report(sample(matched["sinkhorn"], x_start, method="ode", steps=nfe // 2).x,
+    w2_l["sde"].append(lsb.w2_report(lsb.sample(matched["sinkhorn"], x_start, steps=nfe, seed=SEED).x, target, seed=SEED).w2)
+    w2_l["ode"].append(lsb.w2_report(lsb.sample(matched["sinkhorn"], x_start, method="ode", steps=nfe // 2).x,
                                  target, seed=SEED).w2)
-floor_l = w2_report(target.sample(N, seed=SEED + 8), target, seed=SEED).floor
+floor_l = lsb.w2_report(target.sample(N, seed=SEED + 8), target, seed=SEED).floor
 print("NFE      ", nfes_l)
 print("SDE (EM) ", [round(e, 3) for e in w2_l["sde"]])
 print("ODE (Heun)", [round(e, 3) for e in w2_l["ode"]], f"  floor ≈ {floor_l:.3f}")
@@ -383,17 +377,30 @@ fig.suptitle("Sample quality against the number of function evaluations")
 plt.show()
 
 # %% [markdown]
-# **Explore.** Pick a bridge, SDE or ODE, the number of steps, and move t along the trajectories.
-# The info line reports NFE and the W2 of the final samples with its noise floor.
+# **Explore.** Every bridge of this notebook shares one face, so one dropdown holds them all: the two
+# learned ones (bridge matching), the closed-form Gaussian SB of §2.5, a Brownian bridge pinned at
+# moon points, and the Monte-Carlo and empirical Schrödinger–Föllmer bridges, which start from their
+# own law at t = 0 (δ0). Pick SDE or ODE and the number of steps, and move t along the trajectories.
+# The info line reports NFE and the W2 of the final samples with its noise floor. A bridge without a
+# backward drift (both Föllmer bridges, the one-sided pinned bridge) has no probability-flow ODE: the
+# explorer says why instead of drawing.
 
 # %%
-W.sampler_explorer({f"bridge matching, {c}": br for c, br in matched.items()}, x_start[:400],
-                   target=target, steps=20)
+n_show = 400
+explorer = {f"bridge matching, {c}": (br, x_start[:n_show], target) for c, br in matched.items()}
+explorer["Gaussian SB (closed form)"] = (gauss, xg[:n_show], lsb.Gaussian(m1, S1))
+explorer["Brownian bridge pinned at moon points"] = (
+    lsb.BrownianBridge(target.sample(n_show, seed=SEED + 12), sigma=sigma_bm), x_start[:n_show], target)
+explorer["Föllmer δ0 → μ, Monte-Carlo drift"] = (drifts["Monte Carlo"], None, mu)
+explorer["Föllmer δ0 → 200 points, empirical drift"] = (lsb.EmpiricalFollmer(train_pts, sigma=1.0), None, source)
+W.sampler_explorer({name: br for name, (br, _, _) in explorer.items()},
+                   {name: x for name, (_, x, _) in explorer.items()},
+                   target={name: y for name, (_, _, y) in explorer.items()}, steps=20, n=n_show)
 
 # %% [markdown]
 # ## 3 · Discussion
 # - A bridge is a drift. Closed form, Monte Carlo, an exact softmax or a network: the sampler and
-#   the metrics do not care, which is what lets one notebook swap them in a dropdown.
+#   the metrics do not care, which is what lets the explorer of §2.5 swap them in a dropdown.
 # - Bridge matching is regression onto $(X_1 - X_t)/(1-t)$; the coupling decides what is learned.
 #   Independent pairs give a valid bridge between the marginals but with crossing, curved paths;
 #   Sinkhorn pairs (the static SB) give nearly straight ODE paths, which is why they need fewer steps.
@@ -410,17 +417,17 @@ W.sampler_explorer({f"bridge matching, {c}": br for c, br in matched.items()}, x
 # ## 4 · Exercises
 # **Exercise 1 (with a check).** Write the Brownian-bridge sample
 # $X_t = (1-t)x_0 + t x_1 + \sigma\sqrt{t(1-t)}\,Z$ yourself, with $Z$ drawn as
-# `torch.randn(x0.shape, generator=lsbcore.generator(seed))`, and check it against
-# `lsbcore.reference.brownian_bridge_sample`. (A solution is filled in; change it and rerun.)
+# `torch.randn(x0.shape, generator=lsb.generator(seed))`, and check it against
+# `lsb.brownian_bridge_sample`. (A solution is filled in; change it and rerun.)
 
 # %%
 def my_bridge_sample(x0, x1, t, sigma, seed):
-    z = torch.randn(x0.shape, generator=lsbcore.generator(seed))
+    z = torch.randn(x0.shape, generator=lsb.generator(seed))
     return (1 - t) * x0 + t * x1 + sigma * math.sqrt(t * (1 - t)) * z
 
 
 torch.testing.assert_close(my_bridge_sample(x0, x1, 0.3, 0.7, seed=5),
-                           brownian_bridge_sample(x0, x1, 0.3, sigma=0.7, seed=5))
+                           lsb.brownian_bridge_sample(x0, x1, 0.3, sigma=0.7, seed=5))
 print("Exercise 1: matches lsbcore")
 
 # %% [markdown]

@@ -26,15 +26,17 @@
 # 3. Theory: three latent bridges behind one drift interface
 # 4. Practice: the bridges side by side, with the pixel-space baseline
 # 5. How pre-training under shift moves the error
-# 6. Explore: widgets (bridge, σ, δ, steps, d*, interpolation)
+# 6. Explore: widgets (bridge, σ, t_gap, steps, d*, interpolation)
 # 7. Discussion and exercises
 #
-# Everything heavy lives in `lsbcore.latent`; this notebook calls it and checks its claims with `assert`s.
+# Everything heavy lives in the package (`import lsbcore as lsb`: the digits in `lsbcore.digits`, the
+# encoder–decoder in `lsbcore.autoencoder`, the bridges in `lsbcore.bridges`, the pipeline in
+# `lsbcore.latent`); this notebook calls it and checks its claims with `assert`s.
 
 # %% tags=["parameters"]
-import lsbcore
+import lsbcore as lsb
 
-FAST = lsbcore.is_fast()          # LSB_FAST=1: smaller training budgets, same code
+FAST = lsb.is_fast()              # LSB_FAST=1: smaller training budgets, same code
 RETRAIN = False                   # True: pre-train the autoencoder and classifier here instead of loading data/
 TRAIN_STEPS = 250 if FAST else 1000   # per network fit, for the two *learned* bridges
 STEPS = 50 if FAST else 100       # Euler–Maruyama steps of every sampler
@@ -45,7 +47,9 @@ SEED = 0
 import matplotlib.pyplot as plt
 import torch
 
-from lsbcore import latent as L
+from lsbcore.autoencoder import PixelSpace, fit_autoencoder, fit_classifier
+from lsbcore.bridges.heat import heat_flow_drift
+from lsbcore.digits import SHIFT_KINDS, classifier_accuracy, evaluate_digits, plot_digits, real_digits_floor
 
 # The networks here are tiny: one thread is as fast as several and never oversubscribes a shared CPU.
 torch.set_num_threads(1)
@@ -62,18 +66,18 @@ torch.set_num_threads(1)
 # | `target` | 700 | the clean digits whose law *p* the bridge learns |
 # | `test` | 397 | held out; every metric compares against it |
 #
-# The pre-training law is p̃ = T#p̃₀ with a random corruption T (`L.shift_digits`): random
+# The pre-training law is p̃ = T#p̃₀ with a random corruption T (`lsb.shift_digits`): random
 # translations (default, up to 1 pixel), blur, or noise; `strength` is the knob. A pre-training set
 # restricted to some classes (`classes=[...]`) is another kind of shift.
 
 # %%
-x_target, y_target = L.load_digits("target")
-x_test, y_test = L.load_digits("test")
-x_pre, _ = L.load_digits("pretrain")
+x_target, y_target = lsb.load_digits("target")
+x_test, y_test = lsb.load_digits("test")
+x_pre, _ = lsb.load_digits("pretrain")
 fig, axes = plt.subplots(4, 1, figsize=(6.5, 4.6), constrained_layout=True)
-L.plot_digits(x_target[:12], axes[0], ncols=12, title="target digits p (clean)")
-for ax, kind, s in zip(axes[1:], L.SHIFT_KINDS, (1.0, 1.0, 0.2)):
-    L.plot_digits(L.shift_digits(x_pre[:12], s, kind=kind, seed=SEED), ax, ncols=12,
+plot_digits(x_target[:12], axes[0], ncols=12, title="target digits p (clean)")
+for ax, kind, s in zip(axes[1:], SHIFT_KINDS, (1.0, 1.0, 0.2)):
+    plot_digits(lsb.shift_digits(x_pre[:12], s, kind=kind, seed=SEED), ax, ncols=12,
                   title=f"pre-training digits p̃: shift '{kind}', strength {s}")
 plt.show()
 
@@ -81,7 +85,7 @@ plt.show()
 # ## 2. Encoder–decoder pre-training
 #
 # An MLP autoencoder (and a VAE variant) with latent dimension d* ∈ {2, 4, 8, 16}, trained by the shared
-# loop `lsbcore.train.fit` on freshly shifted minibatches. The codes are **standardised** (mean 0,
+# loop `lsb.fit` on freshly shifted minibatches. The codes are **standardised** (mean 0,
 # unit variance per coordinate on the pre-training data) so that one σ means the same for every d*.
 # The default checkpoints are shipped in `data/` (sha256 in `data/MANIFEST.json`, verified on load,
 # read with `weights_only=True`); `python -m lsbcore rebuild-data` rebuilds them bit for bit.
@@ -91,12 +95,12 @@ plt.show()
 
 # %%
 if RETRAIN:
-    ae = L.pretrain_autoencoder(8, steps=600 if FAST else 3000)
-    clf = L.train_classifier(steps=500 if FAST else 2000)
+    ae = fit_autoencoder(8, steps=600 if FAST else 3000)
+    clf = fit_classifier(steps=500 if FAST else 2000)
 else:
-    ae = L.shipped_autoencoder(8)           # d* = 8, translation shift of strength 1
-    clf = L.shipped_classifier()
-acc = L.classifier_accuracy(clf, "test")
+    ae = lsb.shipped_autoencoder(8)           # d* = 8, translation shift of strength 1
+    clf = lsb.shipped_classifier()
+acc = classifier_accuracy(clf, "test")
 print(f"classifier accuracy on the 397 held-out test digits: {acc:.3f}")
 assert acc > 0.93
 
@@ -104,16 +108,16 @@ assert acc > 0.93
 with torch.no_grad():
     rec = ae.decode(ae.encode(x_test[:12]))
 fig, axes = plt.subplots(2, 1, figsize=(6.5, 2.4), constrained_layout=True)
-L.plot_digits(x_test[:12], axes[0], ncols=12, title="held-out test digits")
-L.plot_digits(rec, axes[1], ncols=12, title="their reconstructions D(E(x)), d* = 8")
+plot_digits(x_test[:12], axes[0], ncols=12, title="held-out test digits")
+plot_digits(rec, axes[1], ncols=12, title="their reconstructions D(E(x)), d* = 8")
 plt.show()
 
 # %% [markdown]
 # ## 3. Theory: latent bridges
 #
 # Encode the target: p̂ = E#p, represented by the n = 700 codes z_i of the target digits. Every
-# bridge below is an SDE `dZ = b(Z, t) dt + σ dW` on t ∈ [0, 1 − δ] (early stopping δ), run by the
-# shared Euler–Maruyama sampler `lsbcore.sde.sample`, then decoded.
+# bridge below is an SDE `dZ = b(Z, t) dt + σ dW` on t ∈ [0, 1 − t_gap] (early stopping at a gap
+# `t_gap` from the end), run by the shared Euler–Maruyama sampler `lsb.sample`, then decoded.
 #
 # **(a) Reverse heat flow, p̂ ∗ N(0, σ²I) → p̂** *(reconstructed)*. A published summary of the latent
 # SB paper (Jiao et al. 2024) describes the latent SDE as carrying "a Gaussian-convolved encoder
@@ -124,16 +128,16 @@ plt.show()
 # $$ b^*(z, t) = \sigma^2 \nabla \log\big(\hat p * N(0, \sigma^2 (1-t) I)\big)(z)
 #    = \sum_i w_i \frac{z_i - z}{1 - t}, \qquad w_i \propto e^{-\|z - z_i\|^2 / (2\sigma^2(1-t))}. $$
 #
-# For an empirical p̂ this drift is **exact** and needs no network (`L.heat_flow_drift`); a network can
-# also learn it by the regression `E‖b(z1 + σ√(1−t) ε, t) + σε/√(1−t)‖²` (`L.fit_heat_flow`).
+# For an empirical p̂ this drift is **exact** and needs no network (`heat_flow_drift`); a network can
+# also learn it by the regression `E‖b(z1 + σ√(1−t) ε, t) + σε/√(1−t)‖²` (`lsb.fit_heat_flow`).
 # The start μ0 is reached either by a first Schrödinger–Föllmer stage δ0 → p̂ ∗ N(0, σ²I), whose exact
-# drift is `Σ_i w_i z_i` with `w_i ∝ exp((z·z_i − t‖z_i‖²/2)/σ²)` (`L.smoothed_follmer_drift`), or by the
+# drift is `Σ_i w_i z_i` with `w_i ∝ exp((z·z_i − t‖z_i‖²/2)/σ²)` (`smoothed_follmer_drift`), or by the
 # Gaussian approximation N(mean p̂, cov p̂ + σ²I), good when σ is large.
 #
-# **(b) Schrödinger–Föllmer δ0 → p̂**, exact empirical drift (`lsbcore.bridges.follmer.EmpiricalFollmer`).
+# **(b) Schrödinger–Föllmer δ0 → p̂**, exact empirical drift (`lsb.EmpiricalFollmer`).
 #
 # **(c) SB N(0, I) → p̂ by bridge matching** with minibatch-Sinkhorn couplings (ε = 2σ²) and two IMF
-# refinements (`lsbcore.bridges.matching.imf`): learned, `TRAIN_STEPS` steps per fit.
+# refinements (`lsb.imf`): learned, `TRAIN_STEPS` steps per fit.
 #
 # Before using (a), check the formula against an independent implementation: σ²∇log of the
 # Gaussian-mixture density, by autograd.
@@ -145,12 +149,12 @@ t, sigma = 0.7, 0.8
 zz = z.clone().requires_grad_(True)
 log_mix = torch.logsumexp(-((zz[:, None] - z_pts[None]) ** 2).sum(-1) / (2 * sigma**2 * (1 - t)), 1).sum()
 score = sigma**2 * torch.autograd.grad(log_mix, zz)[0]
-torch.testing.assert_close(L.heat_flow_drift(z, t, z_pts, sigma), score)
+torch.testing.assert_close(heat_flow_drift(z, t, z_pts, sigma), score)
 
 # %% [markdown]
 # ## 4. Practice: the bridges side by side
 #
-# `L.generate_digits(autoencoder, method, ...)` does encode → bridge → sample → decode → metrics in one
+# `lsb.generate_digits(autoencoder, method, ...)` does encode → bridge → sample → decode → metrics in one
 # call. Metrics against the 397 held-out digits:
 #
 # - **FDD**: Fréchet distance between classifier features (lower is better);
@@ -161,17 +165,17 @@ torch.testing.assert_close(L.heat_flow_drift(z, t, z_pts, sigma), score)
 # **Noise floor**: real target digits, scored the same way, show what "as good as real data at this
 # sample size" means; reconstructions D(E(x)) show what the autoencoder alone costs.
 #
-# The **pixel-space baseline** runs the *same* bridges on the 64 pixels (`L.PixelSpace`: the same
+# The **pixel-space baseline** runs the *same* bridges on the 64 pixels (`PixelSpace`: the same
 # standardisation, identity "encoder") with the same number of steps and training budget.
 # "random" decodes codes drawn from N(0, I), no bridge at all.
 
 # %%
-floor = L.real_digits_floor(clf, ae)
+floor = real_digits_floor(clf, ae)
 methods = ["heat-follmer", "heat-gaussian", "follmer", "imf", "random"]
 runs = {}
-for space_name, space in (("latent d*=8", ae), ("pixels 64-D", L.PixelSpace())):
+for space_name, space in (("latent d*=8", ae), ("pixels 64-D", PixelSpace())):
     for m in methods:
-        runs[space_name, m] = L.generate_digits(space, m, N_GEN, sigma=1.0, delta=0.01, steps=STEPS,
+        runs[space_name, m] = lsb.generate_digits(space, m, N_GEN, sigma=1.0, t_gap=0.01, steps=STEPS,
                                                 train_steps=TRAIN_STEPS, classifier=clf, seed=SEED)
 
 # %%
@@ -189,14 +193,14 @@ fig, axes = plt.subplots(len(methods), 2, figsize=(13, 0.95 * len(methods) + 0.5
 for i, m in enumerate(methods):
     for j, s in enumerate(("latent d*=8", "pixels 64-D")):
         r = runs[s, m]
-        L.plot_digits(r["images"][:16], axes[i, j], ncols=16, title=f"{s}, {m}: FDD {r['fdd']:.1f}")
+        plot_digits(r["images"][:16], axes[i, j], ncols=16, title=f"{s}, {m}: FDD {r['fdd']:.1f}")
 fig.suptitle("generated digits per bridge: latent (left) and pixel-space baseline (right)")
 plt.show()
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3), constrained_layout=True)
 ax.bar(range(10), runs["latent d*=8", "heat-follmer"]["class_hist"], width=0.4, label="latent heat-flow SB")
-ax.bar([k + 0.4 for k in range(10)], L.evaluate_digits(x_test, clf)["class_hist"], width=0.4, label="test digits")
+ax.bar([k + 0.4 for k in range(10)], evaluate_digits(x_test, clf)["class_hist"], width=0.4, label="test digits")
 ax.set_xticks(range(10))
 ax.set_xlabel("predicted class")
 ax.set_ylabel("fraction of images")
@@ -213,7 +217,7 @@ plt.show()
 #    distribution close to the test digits' (TV < 0.15) and with high confidence.
 # 3. No generator beats real data: FDD ≥ the real-digit floor.
 # 4. The exact, training-free drifts are *sharper* in pixel space than in latent space. That is not
-#    a win for pixels: the exact empirical drift **memorises** — with small δ its samples are
+#    a win for pixels: the exact empirical drift **memorises** — with small t_gap its samples are
 #    noisy copies of the 700 target digits — and in latent space the copies pass through the
 #    decoder, whose reconstruction error (the D(E(x)) row) is then the floor. The learned IMF bridge,
 #    which must generalise, is where the latent space pays off at the same training budget.
@@ -238,9 +242,9 @@ assert runs[lat, "imf"]["fdd"] < runs[pix, "imf"]["fdd"]
 # %%
 shift_rows = []
 for s in (0.0, 1.0, 2.0):
-    ae_s = L.shipped_autoencoder(8, shift=s)
-    fl = L.real_digits_floor(clf, ae_s)
-    r = L.generate_digits(ae_s, "heat-follmer", N_GEN, steps=STEPS, classifier=clf, seed=SEED)
+    ae_s = lsb.shipped_autoencoder(8, shift=s)
+    fl = real_digits_floor(clf, ae_s)
+    r = lsb.generate_digits(ae_s, "heat-follmer", N_GEN, steps=STEPS, classifier=clf, seed=SEED)
     shift_rows.append((s, fl["reconstruction_fdd"], r["fdd"], r["w2"]))
     print(f"shift {s:.0f} px: reconstruction FDD {fl['reconstruction_fdd']:6.2f} | generated FDD {r['fdd']:6.2f}, W2 {r['w2']:.3f}")
 
@@ -259,16 +263,16 @@ assert shift_rows[2][1] > shift_rows[0][1]  # a stronger shift costs reconstruct
 # %% [markdown]
 # ## 6. Explore
 #
-# The explorer refits the training-free bridges on each change (about a second): bridge, σ, δ, steps
+# The explorer refits the training-free bridges on each change (about a second): bridge, σ, t_gap, steps
 # and d* (one shipped autoencoder per d*). Left: generated digits; right: the sampler's paths drawn
 # over the encoded target digits (coloured by class; for d* > 2 in their first two principal axes).
-# Things to try: δ → 10⁻³ with the heat flow (samples collapse onto the codes of training digits:
+# Things to try: t_gap → 10⁻³ with the heat flow (samples collapse onto the codes of training digits:
 # memorisation); σ = 0.1 versus σ = 3 with the Gaussian start; d* = 2 versus 16.
 
 # %%
 from lsbcore import widgets as W
 
-explorer = W.latent_bridge_explorer({d: L.shipped_autoencoder(d) for d in (2, 4, 8, 16)}, classifier=clf,
+explorer = W.latent_bridge_explorer({d: lsb.shipped_autoencoder(d) for d in (2, 4, 8, 16)}, classifier=clf,
                                     steps=STEPS, latent_dim=2)
 explorer
 
@@ -286,7 +290,7 @@ W.interpolation_explorer(ae, x_test, a=a, b=b, steps=10)
 #   paper's set-up *(reconstructed)*, as are the shift (random translations) and the small MLP
 #   autoencoder. The Föllmer and IMF bridges are the standard ones.
 # - **Exact drifts memorise.** With an empirical p̂ the exact drifts need no training but reproduce
-#   the training codes as δ → 0. Useful for teaching and for cheap sweeps (notebook 04), not a
+#   the training codes as t_gap → 0. Useful for teaching and for cheap sweeps (notebook 04), not a
 #   generative model that generalises.
 # - **The decoder sets the floor.** Latent samples cannot be better than reconstructions; pre-training
 #   under a stronger shift raises that floor.
@@ -295,8 +299,8 @@ W.interpolation_explorer(ae, x_test, a=a, b=b, steps=10)
 #
 # ## Exercises
 # 1. Pre-train with `shift_kind="blur"` or on `classes=[0, 1, 2, 3, 4]` only
-#    (`L.pretrain_autoencoder(...)`) and redo §5. Which shift hurts most?
-# 2. Replace the AE by the shipped VAE (`L.shipped_autoencoder(8, kind="vae")`). Does "random" get
+#    (`fit_autoencoder(...)`) and redo §5. Which shift hurts most?
+# 2. Replace the AE by the shipped VAE (`lsb.shipped_autoencoder(8, kind="vae")`). Does "random" get
 #    better? (Hint: our codes are standardised with the statistics of the encoder *means*, not with
 #    the VAE's N(0, I) prior; what would you change to sample the prior?)
-# 3. Vary δ from 0.3 to 0.001 for the heat flow: plot FDD against δ and explain the two regimes.
+# 3. Vary t_gap from 0.3 to 0.001 for the heat flow: plot FDD against t_gap and explain the two regimes.

@@ -26,23 +26,24 @@
 # · Exercises.
 
 # %% tags=["parameters"]
-import lsbcore
+import lsbcore as lsb
 
-FAST = lsbcore.is_fast()
+FAST = lsb.is_fast()
 NS = [25, 100, 400] if FAST else [25, 50, 100, 200, 400, 700]   # target digits used to fit the bridge
 SEEDS = [0, 1] if FAST else [0, 1, 2]
 DIMS = [2, 8, 16] if FAST else [2, 4, 8, 16]                      # latent dimensions (shipped autoencoders)
 STEPS = 50                                                        # Euler–Maruyama steps
-SIGMA, DELTA = 1.0, 0.01
+SIGMA, T_GAP = 1.0, 0.01
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lsbcore import latent as L
 from lsbcore import widgets as W
-from lsbcore.metrics import memorisation_ratio
+from lsbcore.autoencoder import PixelSpace
+from lsbcore.digits import real_digits_floor
+from lsbcore.latent import loglog_fit, sample_size_sweep
 
 torch.set_num_threads(1)  # tiny networks: one thread is fastest and never oversubscribes a shared CPU
 
@@ -63,9 +64,9 @@ def loglog(ax):
 # %% [markdown]
 # ## 1. Theory: which rate, of what
 #
-# The end-to-end bound (theory.md §3) splits W2(generated, target) into
+# The end-to-end bound (docs/theory.md §4) splits W2(generated, target) into
 # (i) the pre-training error of the encoder–decoder, shift included, which **does not shrink with n**;
-# (ii) Lip(D) × [early stopping ~ σ√(δ d*) + drift estimation + discretisation]. Only the drift
+# (ii) Lip(D) × [early stopping ~ σ√(t_gap·d*) + drift estimation + discretisation]. Only the drift
 # estimation term depends on n, and the paper's claim (reported elsewhere as Õ(n^{−1/(6(d*+3))});
 # *unverified*) is that it depends on d*, not on the pixel dimension 64.
 #
@@ -76,9 +77,9 @@ def loglog(ax):
 #
 # **Which bridge.** We use the reverse-heat-flow bridge with a Föllmer start and its **exact
 # empirical drift** (notebook 03). It needs no training, which makes a sweep over n and seeds cheap.
-# Be clear about what that means: with an exact empirical drift and small δ, the bridge returns
+# Be clear about what that means: with an exact empirical drift and small t_gap, the bridge returns
 # noisy copies of the n training codes (it *memorises*), i.e. it behaves like a kernel smoother of
-# p̂_n with bandwidth σ√δ. Its "estimation error" is therefore the distance between the empirical
+# p̂_n with bandwidth σ√t_gap. Its "estimation error" is therefore the distance between the empirical
 # measure of n training digits and the target law, plus smoothing. A learned drift adds a network
 # approximation error on top; we do not sweep that here (exercise 2).
 
@@ -92,12 +93,12 @@ def loglog(ax):
 # test digits (the bridge's own error, measured where it works).
 
 # %%
-clf = L.shipped_classifier()
-spaces = {f"latent d*={d}": L.shipped_autoencoder(d) for d in DIMS}
-spaces["pixels (64-D)"] = L.PixelSpace()
-rows = L.sample_size_sweep(spaces, NS, SEEDS, clf, sigma=SIGMA, delta=DELTA, steps=STEPS)
-floors = {name: L.real_digits_floor(clf, ae) for name, ae in spaces.items() if name != "pixels (64-D)"}
-floor_real = L.real_digits_floor(clf)
+clf = lsb.shipped_classifier()
+spaces = {f"latent d*={d}": lsb.shipped_autoencoder(d) for d in DIMS}
+spaces["pixels (64-D)"] = PixelSpace()
+rows = sample_size_sweep(spaces, NS, SEEDS, clf, sigma=SIGMA, t_gap=T_GAP, steps=STEPS)
+floors = {name: real_digits_floor(clf, ae) for name, ae in spaces.items() if name != "pixels (64-D)"}
+floor_real = real_digits_floor(clf)
 print(f"{len(rows)} runs, {sum(r['seconds'] for r in rows):.0f} s of generation")
 
 
@@ -110,7 +111,7 @@ def table(metric):
 
 fdd, w2, lw2 = table("fdd"), table("w2"), table("latent_w2")
 n_grid = np.tile(NS, (len(SEEDS), 1))
-fits = {(m, name): L.loglog_fit(n_grid, tab[name]) for m, tab in (("FDD", fdd), ("W2", w2), ("latent W2", lw2))
+fits = {(m, name): loglog_fit(n_grid, tab[name]) for m, tab in (("FDD", fdd), ("W2", w2), ("latent W2", lw2))
         for name in spaces}
 
 # %% [markdown]
@@ -193,12 +194,12 @@ assert (w2["latent d*=16"][:, 0] < w2["pixels (64-D)"][:, 0]).all()
 #            {\operatorname{median}_k \min_j \|x^{\text{test}}_k - x^{\text{fit}}_j\|}.$$
 #
 # r ≈ 1: as far from the training digits as new digits are; r → 0: copies. Below, each generated
-# digit sits above the fitted digit whose code is nearest. Move n, the space and δ; note that a large
-# δ can push r above 1 simply by adding noise to copies — look at the pictures, not only at r.
+# digit sits above the fitted digit whose code is nearest. Move n, the space and t_gap; note that a large
+# t_gap can push r above 1 simply by adding noise to copies — look at the pictures, not only at r.
 
 # %%
 W.memorisation_explorer({name: spaces[name] for name in ("latent d*=8", "latent d*=16", "pixels (64-D)")},
-                        [10, 25, 100, 400, 700], sigma=SIGMA, delta=DELTA, steps=STEPS)
+                        [10, 25, 100, 400, 700], sigma=SIGMA, t_gap=T_GAP, steps=STEPS)
 
 # %% [markdown]
 # The same number over seeds, at the smallest and largest n: with 10 fitted digits every bridge copies
@@ -206,15 +207,15 @@ W.memorisation_explorer({name: spaces[name] for name in ("latent d*=8", "latent 
 # well below 1.
 
 # %%
-test_digits = L.load_digits("test")[0]
+test_digits = lsb.load_digits("test")[0]
 copy = {}
 for name in ("latent d*=8", "latent d*=16", "pixels (64-D)"):
     with torch.no_grad():
         ref = spaces[name].encode(test_digits)
     for k in (10, 700):
-        runs = [L.generate_digits(spaces[name], "heat-follmer", 64, n_fit=k, sigma=SIGMA, delta=DELTA, steps=STEPS,
-                                  seed=s) for s in SEEDS]
-        copy[name, k] = np.array([memorisation_ratio(r["codes"], r["points"], ref) for r in runs])
+        runs = [lsb.generate_digits(spaces[name], "heat-follmer", 64, n_fit=k, sigma=SIGMA, t_gap=T_GAP,
+                                    steps=STEPS, seed=s) for s in SEEDS]
+        copy[name, k] = np.array([lsb.memorisation_ratio(r["codes"], r["points"], ref) for r in runs])
     print(f"{name:14s} r at n = 10: {np.round(copy[name, 10], 2)}   at n = 700: {np.round(copy[name, 700], 2)}")
 for name in ("latent d*=8", "latent d*=16", "pixels (64-D)"):
     assert (copy[name, 10] < 0.5).all() and (copy[name, 700] > copy[name, 10]).all(), name
@@ -244,4 +245,4 @@ for name in ("latent d*=8", "latent d*=16", "pixels (64-D)"):
 #    D(E(x_test)) as the reference for latent spaces and refit the slopes.
 # 2. Redo the sweep with a learned drift (`method="heat-learned"`, fixed training steps) for
 #    d* = 8 and pixels at n ∈ {50, 200, 700}. Which space needs fewer samples for the same FDD?
-# 3. Increase δ to 0.1 (more smoothing). What happens to the pixel curve's slope, and why?
+# 3. Increase t_gap to 0.1 (more smoothing). What happens to the pixel curve's slope, and why?

@@ -38,9 +38,9 @@
 # 4. Exercises (one with a check against lsbcore)
 
 # %% tags=["parameters"]
-import lsbcore
+import lsbcore as lsb
 
-FAST = lsbcore.is_fast()                  # LSB_FAST=1: the same computations, smaller
+FAST = lsb.is_fast()                     # LSB_FAST=1: the same computations, smaller
 N_MC = 4000 if FAST else 20000            # Monte Carlo paths for the cross-check
 DECODER_STEPS = 300 if FAST else 1500     # decoder Adam steps in each training schedule
 N_DATA = 1000 if FAST else 2000           # 2-D training points
@@ -56,10 +56,10 @@ import matplotlib.pyplot as plt
 import torch
 
 from lsbcore import widgets as W
-from lsbcore.bridges.vae import LinearEncoder, LinearSBVAE, empirical_prior_loss, gaussian_kl, train_sbvae
-from lsbcore.bridges.vae_fbsde import path_kl_mc, train_sbvae_fbsde
+from lsbcore.bridges.sbvae import empirical_prior_loss
+from lsbcore.bridges.sbvae_pathkl import path_kl_mc
+from lsbcore.linear_sde import gaussian_kl
 from lsbcore.marginals import eight_gaussians
-from lsbcore.metrics import w2_report
 from lsbcore.plotting import new_axes, scatter2d
 
 torch.set_num_threads(1)   # tiny models: one thread is fastest (no thread wake-ups)
@@ -99,7 +99,7 @@ D64 = torch.float64
 #
 # **Closed forms.** With $f = Fx$, $u_\phi = Kx + k$, $s_\theta = Ax + a$ and Gaussian data, $q_t$ and
 # $p^\theta_t$ are Gaussian; their means and covariances solve linear ODEs that matrix exponentials
-# solve exactly (`linear_sde_moments`), and each time integral has a smooth closed-form integrand that
+# solve exactly (`lsbcore.linear_sde.linear_sde_moments`), and each time integral has a smooth closed-form integrand that
 # Gauss–Legendre quadrature integrates to machine precision (`LinearSBVAE`).
 
 # %% [markdown]
@@ -109,8 +109,8 @@ D64 = torch.float64
 # and a (deliberately imperfect) linear decoder.
 
 # %%
-model = LinearSBVAE(data_mean=[1.0, -0.5], data_cov=[[1.0, 0.3], [0.3, 0.5]], F=-0.5, g=1.0, T=2.0,
-                    K=[[-0.3, 0.1], [0.0, -0.2]], k=[0.1, 0.0], A=[[-0.8, 0.1], [0.05, -1.2]], a=[0.2, 0.1])
+model = lsb.LinearSBVAE(data_mean=[1.0, -0.5], data_cov=[[1.0, 0.3], [0.3, 0.5]], F=-0.5, g=1.0, T=2.0,
+                        K=[[-0.3, 0.1], [0.0, -0.2]], k=[0.1, 0.0], A=[[-0.8, 0.1], [0.05, -1.2]], a=[0.2, 0.1])
 r = model.terms()
 for key in ("prior_loss", "drift_matching", "path_kl", "data_kl", "forward_gap", "path_kl_forward"):
     print(f"{key:16s} {r[key]: .10f}")
@@ -125,15 +125,15 @@ print(f"\nKL(p_data‖p_θ) = {r['data_kl']:.4f} ≤ {r['prior_loss']:.4f} + {r[
 # samples' Gaussian fit.
 
 # %%
-g = torch.Generator().manual_seed(SEED)
+gen = torch.Generator().manual_seed(SEED)
 M, b = model.encoder_matrix
 N = -M + model.g**2 * model.A                # reverse-time drift  dY = (N Y + n) ds + g dW
 nv = -b + model.g**2 * model.a
 steps = 200
 h = model.T / steps
-y = math.sqrt(model.prior_var) * torch.randn(N_MC, 2, generator=g, dtype=D64)
+y = math.sqrt(model.prior_var) * torch.randn(N_MC, 2, generator=gen, dtype=D64)
 for _ in range(steps):
-    y = y + h * (y @ N.T + nv) + model.g * math.sqrt(h) * torch.randn(N_MC, 2, generator=g, dtype=D64)
+    y = y + h * (y @ N.T + nv) + model.g * math.sqrt(h) * torch.randn(N_MC, 2, generator=gen, dtype=D64)
 mu, Sig = model.p_theta()
 print("p_θ mean: closed form", mu.numpy().round(3), " Monte Carlo", y.mean(0).numpy().round(3))
 print("p_θ cov : closed form", Sig.numpy().round(3).tolist(), " Monte Carlo", torch.cov(y.T).numpy().round(3).tolist())
@@ -163,13 +163,13 @@ assert rb["drift_matching"] < r["drift_matching"] and rb["prior_loss"] == r["pri
 # differ by the *same* constant for all three — so they have the same minimiser.
 
 # %%
-sb = LinearSBVAE(data_mean=[1.5], data_cov=[[0.5]], F=-0.5, g=1.0, T=1.0)
-t_min = 0.01
+sb = lsb.LinearSBVAE(data_mean=[1.5], data_cov=[[0.5]], F=-0.5, g=1.0, T=1.0)
+t_gap = 0.01     # integrate over [t_gap, T]: DSM diverges at t = 0
 print(f"{'decoder (A, a)':16s} {'prior loss':>10s} {'drift match':>12s} {'DSM':>10s} {'DSM − DM':>10s}")
 gaps = []
 for A_, a_ in ((-0.7, 0.2), (-1.3, -0.4), (-0.2, 0.9)):
     mdl = sb.replace(A=A_, a=a_)
-    dm, dsm = mdl.drift_matching(t_min), mdl.dsm_loss(t_min)
+    dm, dsm = mdl.drift_matching(t_gap), mdl.dsm_loss(t_gap)
     gaps.append(dsm - dm)
     print(f"({A_:5.1f}, {a_:4.1f})     {mdl.prior_loss():10.5f} {dm:12.5f} {dsm:10.5f} {dsm - dm:10.5f}")
 assert max(gaps) - min(gaps) < 1e-9
@@ -213,12 +213,12 @@ W.sbvae_tradeoff_explorer(2.0, 0.5, strength=0.5, T=1.0)
 # %%
 data = eight_gaussians(N_DATA, seed=SEED, radius=4.0)
 target = eight_gaussians(2 * N_EVAL, seed=SEED + 1, radius=4.0)
-runs = {s: train_sbvae(data, schedule=s, decoder_steps=DECODER_STEPS, seed=SEED) for s in ("joint", "staged")}
+runs = {s: lsb.fit_sbvae(data, schedule=s, steps=DECODER_STEPS, seed=SEED) for s in ("joint", "staged")}
 reports = {}
 print(f"{'schedule':9s} {'encoder steps':>13s} {'decoder steps':>13s} {'wall s':>7s} {'final prior loss':>16s}  W2")
 for s, run in runs.items():
     x = run.bridge.sample(N_EVAL, steps=100, seed=SEED)
-    reports[s] = (x, w2_report(x, target, seed=SEED))
+    reports[s] = (x, lsb.w2_report(x, target, seed=SEED))
     print(f"{s:9s} {run.encoder_steps:13d} {run.decoder_steps:13d} {run.seconds:7.1f} "
           f"{run.prior_losses[-1]:16.3f}  {reports[s][1]}")
 
@@ -268,7 +268,7 @@ assert runs["staged"].prior_losses[-1] < runs["staged"].prior_losses[0]
 # against the exact number of §2.1 (Euler–Maruyama with 50 steps adds a bias of about $+0.02$ here).
 
 # %%
-enc_lin = LinearEncoder(2, c=-0.5, g=1.0)
+enc_lin = lsb.LinearEncoder(2, c=-0.5, g=1.0)
 with torch.no_grad():
     enc_lin.K.copy_(model.K)
     enc_lin.k.copy_(model.k)
@@ -292,7 +292,7 @@ assert abs(float(est) - r["path_kl"]) < 4 * est.stderr + 0.03
 # so it cannot be gamed. It bounds the likelihood of the 20-step sampler we then use.
 #
 # **Training.** Both $u_\phi$ (linear, or a `TimeMLP` whose last layer starts at zero) and a score
-# network $s_\theta(x, t)$ are trained **jointly** on that estimate (`train_sbvae_fbsde`), on the toy of
+# network $s_\theta(x, t)$ are trained **jointly** on that estimate (`lsb.fit_sbvae(objective="path_kl")`), on the toy of
 # §2.5. The encoder-first schedule is not available for the MLP: the prior loss alone needs
 # $H(q_T)$, i.e. the unknown Fisher term, which cancels only against the decoder's. For eight
 # well-separated blobs of variance 0.1, $H(p_{\text{data}}) \approx \log 8 + \log(2\pi e\cdot 0.1)$, so we report
@@ -305,19 +305,20 @@ H_DATA = math.log(8) + math.log(2 * math.pi * math.e * 0.1)
 held_out = eight_gaussians(1000, seed=SEED + 2, radius=4.0)
 fb, fb_rows = {}, {}
 for enc in ("linear", "mlp"):
-    fb[enc] = train_sbvae_fbsde(data, encoder=enc, steps=FBSDE_STEPS, batch=FBSDE_BATCH, sde_steps=20, seed=SEED)
+    fb[enc] = lsb.fit_sbvae(data, objective="path_kl", encoder=enc, steps=FBSDE_STEPS, batch_size=FBSDE_BATCH,
+                            sde_steps=20, seed=SEED)
     e, net = fb[enc].bridge.encoder, fb[enc].bridge.net
     with torch.no_grad():
         chain = path_kl_mc(e, net, held_out, steps=20, form="discrete", data_entropy=H_DATA, seed=SEED)
         fine = path_kl_mc(e, net, held_out, steps=100, form="continuous", data_entropy=H_DATA, seed=SEED)
-    x = fb[enc].bridge.sample(N_EVAL, steps=20, t_min=0.0, seed=SEED)      # the 20-step chain
-    fb_rows[enc] = dict(chain=chain, fine=fine, x=x, w2=w2_report(x, target, seed=SEED))
+    x = fb[enc].bridge.sample(N_EVAL, steps=20, t_gap=0.0, seed=SEED)      # the 20-step chain
+    fb_rows[enc] = dict(chain=chain, fine=fine, x=x, w2=lsb.w2_report(x, target, seed=SEED))
 prior_lin = float(empirical_prior_loss(fb["linear"].bridge.encoder, held_out, n_mc=2000, seed=SEED))
 start = fb["linear"].losses[0] - H_DATA      # step 0 is the same for both: u ≡ 0, same decoder and batch
 print(f"bound at the start (u ≡ 0, untrained decoder, one batch): {start:.2f} nats")
 print(f"{'encoder':8s} {'steps':>5s} {'wall s':>7s} {'chain KL, 20 steps':>19s} {'continuous, 100 steps':>22s}  W2")
 for enc, row in fb_rows.items():
-    print(f"{enc:8s} {fb[enc].steps:5d} {fb[enc].seconds:7.1f} {float(row['chain']):11.3f} ± {row['chain'].stderr:.3f} "
+    print(f"{enc:8s} {fb[enc].decoder_steps:5d} {fb[enc].seconds:7.1f} {float(row['chain']):11.3f} ± {row['chain'].stderr:.3f} "
           f"{float(row['fine']):14.3f} ± {row['fine'].stderr:.3f}  {row['w2']}")
 print(f"linear: exact prior loss {prior_lin:.3f}, so drift matching ≈ {float(fb_rows['linear']['fine']) - prior_lin:.3f}")
 print(f"(§2.5, linear encoder-first with DSM: W2 = {reports['staged'][1].w2:.4f} in {runs['staged'].seconds:.1f} s)")
@@ -385,6 +386,6 @@ m0, v0, kappa, T = 2.0, 0.5, 0.8, 1.5
 e = math.exp(-kappa * T)
 mT, vT = e * m0, e**2 * v0 + (1 - e**2) / (2 * kappa)
 kl_hand = 0.5 * (vT + mT**2 - 1 - math.log(vT))
-kl_pkg = LinearSBVAE([m0], [[v0]], F=0.0, g=1.0, T=T, K=-kappa).prior_loss()
+kl_pkg = lsb.LinearSBVAE([m0], [[v0]], F=0.0, g=1.0, T=T, K=-kappa).prior_loss()
 print(f"by hand {kl_hand:.10f}, lsbcore {kl_pkg:.10f}")
 assert abs(kl_hand - kl_pkg) < 1e-10

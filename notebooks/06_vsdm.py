@@ -38,9 +38,9 @@
 # 4. Exercises (one with a check against lsbcore)
 
 # %% tags=["parameters"]
-import lsbcore
+import lsbcore as lsb
 
-FAST = lsbcore.is_fast()              # LSB_FAST=1: the same computations, smaller
+FAST = lsb.is_fast()                 # LSB_FAST=1: the same computations, smaller
 N_TRAIN = 2000 if FAST else 4000      # training points per shape
 STEPS = 500 if FAST else 1500         # Adam steps per model (VP-SDE and VSDM get the same budget)
 A_EVERY = 20 if FAST else 50          # VSDM: one update of A every A_EVERY network steps
@@ -57,12 +57,9 @@ import torch
 from scipy.integrate import solve_ivp
 
 from lsbcore import widgets as W
-from lsbcore.bridges.vsdm import (VSDM, LinearForward, evaluate,
-                                  ou_gaussian_bridge_moments, train_vsdm)
+from lsbcore.bridges.vsdm_eval import evaluate, ou_gaussian_bridge_moments
 from lsbcore.marginals import checkerboard, spiral
 from lsbcore.plotting import new_axes, scatter2d
-from lsbcore.bridges.reference import VP
-from lsbcore.sde import sample
 
 torch.set_num_threads(1)   # tiny 2-D models: one thread is fastest (no thread wake-ups)
 
@@ -106,13 +103,13 @@ torch.set_num_threads(1)   # tiny 2-D models: one thread is fastest (no thread w
 # the forward half of the SB-FBSDE objective (with $\nabla\cdot z_f = \sqrt\beta\operatorname{tr}A$).
 # With $\zeta = 1$ its minimiser is the linear forward score that agrees with the backward model *on
 # the model's own paths*: where those paths are narrower than the forward marginals (data left over
-# at $t=1$), $A$ moves to contract faster. Theory.md quotes $\zeta \approx 0.75$; a short computation
+# at $t=1$), $A$ moves to contract faster. A value $\zeta \approx 0.75$ is sometimes used; a short computation
 # shows that $\zeta < 1$ adds a constant push $-(1-\zeta)\beta\,\mathrm{tr}A$ that grows $A$ isotropically,
 # so we use $\zeta = 1$ *(our reading)*.
 #
 # **Sampling.** Backward SDE $dX = [-\tfrac12\beta D X - \beta\nabla\log\rho_t]\,dt + \sqrt\beta\,d\bar W$,
 # or the probability-flow ODE $\dot x = -\tfrac12\beta_t (D x + \nabla\log\rho_t)$, both through the
-# shared sampler `lsbcore.sde.sample` (the `VSDM` class has the `Bridge` face).
+# shared sampler `lsb.sample` (the `VSDM` class has the `Bridge` face).
 
 # %% [markdown]
 # ## 2 · Practice
@@ -121,7 +118,7 @@ torch.set_num_threads(1)   # tiny 2-D models: one thread is fastest (no thread w
 # `LinearForward.transition` (matrix exponentials). Then $A = 0$ must give the VP-SDE of `lsbcore.reference`.
 
 # %%
-fwd = LinearForward(2, beta_max=BETA_MAX, seed=3)
+fwd = lsb.LinearForward(2, beta_max=BETA_MAX, seed=3)
 with torch.no_grad():
     fwd.s.copy_(torch.tensor([-0.6, 0.3], dtype=torch.float64))
 D = fwd.D().detach().numpy()
@@ -139,14 +136,14 @@ Phi, Sigma = fwd.transition(torch.tensor(ts))
 torch.testing.assert_close(Sigma.detach(), torch.tensor(sol.y.T.reshape(-1, 2, 2)), atol=1e-8, rtol=0)
 print("Σ_1 (matrix exponential):\n", Sigma[-1].detach().numpy().round(4))
 
-vp, f0 = VP(0.1, BETA_MAX, 1.7), LinearForward(2, beta_max=BETA_MAX)
+vp, f0 = lsb.VP(0.1, BETA_MAX, 1.7), lsb.LinearForward(2, beta_max=BETA_MAX)
 t = torch.tensor(ts)
 torch.testing.assert_close(f0.transition(t)[1].detach(), vp.transition_var(0.0, t)[:, None, None] * torch.eye(2, dtype=torch.float64))
 print("A = 0 reproduces the VP-SDE's transition variance 1 − exp(−∫β):", vp.transition_var(0.0, t).numpy().round(4))
 
 # %% [markdown]
 # ### 2.2 A Gaussian check
-# With $\beta \equiv 4$ and $A = 0$ the forward is the OU process $dX = -2X\,dt + 2\,dW$ (theory.md §2).
+# With $\beta \equiv 4$ and $A = 0$ the forward is the OU process $dX = -2X\,dt + 2\,dW$ (docs/theory.md §3).
 # For Gaussian data $\mathcal N(m, S)$ the score is known exactly, so the PF-ODE started from the exact
 # $q_1$ must pass through the marginals of the **Schrödinger bridge from $\mathcal N(m,S)$ to $q_1$ with
 # the OU reference**, which we get from the Brownian closed form (`GaussianBridge`) by a change of
@@ -170,15 +167,15 @@ class GaussianEps(torch.nn.Module):
 
 
 m, S = torch.tensor([1.0, -2.0], dtype=torch.float64), torch.tensor([[0.6, 0.25], [0.25, 0.4]], dtype=torch.float64)
-ou = LinearForward(2, beta_min=4.0, beta_max=4.0)
-exact = VSDM(ou, GaussianEps(ou, m, S))
+ou = lsb.LinearForward(2, beta_min=4.0, beta_max=4.0)
+exact = lsb.VSDM(ou, GaussianEps(ou, m, S))
 with torch.no_grad():
     Phi1, Sig1 = ou.transition(torch.ones(1, dtype=torch.float64))
 m1, C1 = Phi1[0] @ m, Phi1[0] @ S @ Phi1[0].T + Sig1[0]
 n = 2000
 x1 = m1 + torch.randn(n, 2, generator=torch.Generator().manual_seed(SEED), dtype=torch.float64) @ torch.linalg.cholesky(C1).T
 with torch.no_grad():
-    run = sample(exact, x1, method="ode", steps=100, t0=1e-3, t1=1.0, direction="backward", keep_traj=True)
+    run = lsb.sample(exact, x1, method="ode", steps=100, t0=1e-3, t1=1.0, direction="backward", keep_traj=True)
 idx = [25, 50, 75, 100]
 mu_b, cov_b = ou_gaussian_bridge_moments(m, S, m1, C1, -2.0, 2.0, run.times[idx])
 for j, k in enumerate(idx):
@@ -204,8 +201,8 @@ models, targets = {}, {}
 for name, make in shapes.items():
     data, targets[name] = make(N_TRAIN, SEED), make(2 * N_EVAL, SEED + 100)
     for label, adaptive in (("VP-SDE", False), ("VSDM", True)):
-        models[name, label] = train_vsdm(data, adaptive=adaptive, steps=STEPS, width=64, beta_max=BETA_MAX,
-                                         a_every=A_EVERY, seed=SEED)
+        models[name, label] = lsb.fit_vsdm(data, adaptive=adaptive, steps=STEPS, width=64, beta_max=BETA_MAX,
+                                           a_every=A_EVERY, seed=SEED)
         print(f"{name:22s} {label:7s} trained in {models[name, label].seconds:5.1f} s")
 
 # %%
@@ -321,11 +318,11 @@ W.vsdm_sampler_explorer({f"{label}": models[name, label].bridge for label in ("V
 #    $s = (-0.5, 0.25)$ (so $D = \mathrm{diag}(2, 0.5)$) and check your formula against
 #    `LinearForward.prior_cov()`.
 # 2. Retrain with $\beta_{\max} = 20$: does the VP-SDE recover? Does VSDM still learn a non-zero $A$?
-# 3. Set $\zeta = 0.75$ in `train_vsdm` and watch `A_history`: what happens to $\operatorname{tr}A$?
+# 3. Set $\zeta = 0.75$ in `lsb.fit_vsdm` and watch `A_history`: what happens to $\operatorname{tr}A$?
 
 # %%
 # Exercise 1 — a solution, checked against lsbcore
-ex = LinearForward(2, beta_max=BETA_MAX)
+ex = lsb.LinearForward(2, beta_max=BETA_MAX)
 with torch.no_grad():
     ex.U.weight = torch.eye(2, dtype=torch.float64)
     ex.V.weight = torch.eye(2, dtype=torch.float64)

@@ -31,11 +31,11 @@ def gmm_sf_drift(x, t, pis, means, variances, sigma):
 @pytest.mark.parametrize("sigma", [0.5, 1.0])
 def test_empirical_drift_equals_general_sf_formula(t, sigma):
     """softmax formula == σ² ∇_x log E_Z f(x + σ√(1−t)Z), with E_Z f from the heat kernel (autograd)."""
-    g = _gen(0)
-    pts = 2 * torch.randn(6, 2, generator=g, dtype=torch.float64)
-    a = torch.rand(6, generator=g, dtype=torch.float64) + 0.1
+    gen = _gen(0)
+    pts = 2 * torch.randn(6, 2, generator=gen, dtype=torch.float64)
+    a = torch.rand(6, generator=gen, dtype=torch.float64) + 0.1
     a = a / a.sum()
-    x = torch.randn(9, 2, generator=g, dtype=torch.float64)
+    x = torch.randn(9, 2, generator=gen, dtype=torch.float64)
     xr = x.clone().requires_grad_()
     # f = dμ/dN(0, σ²): E_Z f(x + σ√(1−t) Z) = Σ_i a_i N(x_i; x, σ²(1−t)) / N(x_i; 0, σ²)  (+ consts)
     log_terms = (torch.log(a) - ((pts[None] - xr[:, None]) ** 2).sum(-1) / (2 * sigma**2 * (1 - t))
@@ -47,9 +47,9 @@ def test_empirical_drift_equals_general_sf_formula(t, sigma):
 
 def test_empirical_drift_is_the_thin_mixture_limit():
     """Point masses = Gaussian mixture with s → 0: the GMM oracle converges to the empirical drift."""
-    g = _gen(1)
-    pts = 2 * torch.randn(5, 2, generator=g, dtype=torch.float64)
-    x = torch.randn(8, 2, generator=g, dtype=torch.float64)
+    gen = _gen(1)
+    pts = 2 * torch.randn(5, 2, generator=gen, dtype=torch.float64)
+    x = torch.randn(8, 2, generator=gen, dtype=torch.float64)
     for t in (0.2, 0.5, 0.8):
         exact = empirical_follmer_drift(x, t, pts, 0.7)
         thin = gmm_sf_drift(x, t, torch.full((5,), 0.2, dtype=torch.float64), pts,
@@ -172,11 +172,11 @@ def test_learned_drift_approaches_exact_drift():
     bridge = fit_follmer(pts, 1.0, net=TimeMLP(2, width=32, depth=2), steps=600, batch_size=256,
                          lr=1e-2, seed=0, ema=0.98, progress=False)
     # evaluate on SF marginals: X_t = t X1 + √(t(1−t)) Z, t in [0.1, 0.8]
-    g = _gen(9)
+    gen = _gen(9)
     n = 2000
-    t = 0.1 + 0.7 * torch.rand(n, 1, generator=g)
-    x1 = pts[torch.randint(0, 3, (n,), generator=g)]
-    x = t * x1 + torch.sqrt(t * (1 - t)) * torch.randn(n, 2, generator=g)
+    t = 0.1 + 0.7 * torch.rand(n, 1, generator=gen)
+    x1 = pts[torch.randint(0, 3, (n,), generator=gen)]
+    x = t * x1 + torch.sqrt(t * (1 - t)) * torch.randn(n, 2, generator=gen)
     exact = empirical_follmer_drift(x, t, pts, 1.0)
     err = ((bridge.drift(x, t) - exact) ** 2).sum(-1).mean()
     base = (exact**2).sum(-1).mean()

@@ -20,14 +20,14 @@ DT = torch.float64
 
 
 def random_spd(d, seed, lo=0.3):
-    g = torch.Generator().manual_seed(seed)
-    a = torch.randn(d, d, generator=g, dtype=DT)
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(d, d, generator=gen, dtype=DT)
     return a @ a.T / d + lo * torch.eye(d, dtype=DT)
 
 
 def problem(d, sigma, seed=0):
-    g = torch.Generator().manual_seed(100 + seed)
-    m0, m1 = torch.randn(d, generator=g, dtype=DT), torch.randn(d, generator=g, dtype=DT)
+    gen = torch.Generator().manual_seed(100 + seed)
+    m0, m1 = torch.randn(d, generator=gen, dtype=DT), torch.randn(d, generator=gen, dtype=DT)
     return GaussianBridge(m0, random_spd(d, seed), m1, random_spd(d, seed + 1), sigma)
 
 
@@ -140,9 +140,9 @@ def test_marginals_at_the_ends_and_midpoint():
     ts = torch.tensor([0.0, 0.3, 1.0], dtype=DT)
     torch.testing.assert_close(b.cov(ts)[1], b.cov(0.3))
     assert b.mean(ts).shape == (3, 3)
-    g = b.marginal(0.3)
-    assert isinstance(g, Gaussian)
-    torch.testing.assert_close(g.cov, b.cov(0.3))
+    rho = b.marginal(0.3)
+    assert isinstance(rho, Gaussian)
+    torch.testing.assert_close(rho.cov, b.cov(0.3))
 
 
 def test_sample_path_endpoints_and_midpoint_covariance():
@@ -202,9 +202,9 @@ def test_nelson_relation_and_time_reversal(t):
     x = b.marginal(t).sample(64, seed=3).to(DT)
     torch.testing.assert_close(b.drift(x, t) + b.backward_drift(x, t), sigma**2 * b.score(x, t))
     torch.testing.assert_close(b.backward_drift(x, t), rev.drift(x, 1 - t), rtol=1e-9, atol=1e-9)
-    g = b.marginal(t)
+    rho = b.marginal(t)
     xr = x.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(g.log_prob(xr).sum(), xr)
+    (grad,) = torch.autograd.grad(rho.log_prob(xr).sum(), xr)
     torch.testing.assert_close(b.score(x, t), grad)
 
 
@@ -231,9 +231,9 @@ def test_euler_maruyama_with_the_drift_reaches_rho1():
     """Simulating dX = b dt + σ dW from ρ0 ends at ρ1 (Monte Carlo + Euler bias O(h) tolerance)."""
     b = problem(2, 0.7, seed=6)
     n, steps = 20_000, 100
-    g = torch.Generator().manual_seed(0)
-    x = b.marginal(0.0).sample(n, seed=g).to(DT)
-    x = sample(b, x, steps=steps, seed=g).x                  # Euler–Maruyama with the closed-form drift
+    gen = torch.Generator().manual_seed(0)
+    x = b.marginal(0.0).sample(n, seed=gen).to(DT)
+    x = sample(b, x, steps=steps, seed=gen).x                  # Euler–Maruyama with the closed-form drift
     h = 1.0 / steps
     s = torch.sqrt(torch.diagonal(b.S1))
     tol = (5 * math.sqrt(2 / n) + 2 * h) * s[:, None] * s[None, :]
@@ -381,9 +381,9 @@ def test_ou_euler_maruyama_and_exact_paths_reach_rho1():
     have the marginal Σ_½ (Monte-Carlo tolerances)."""
     b = GaussianBridge([0.5, -1.0], [[1.0, 0.3], [0.3, 0.7]], [-1.0, 2.0], [[0.5, -0.1], [-0.1, 1.5]], 2.0, c=-2.0)
     n, steps = 20_000, 200
-    g = torch.Generator().manual_seed(0)
-    x = b.marginal(0.0).sample(n, seed=g).to(DT)
-    x = sample(b, x, steps=steps, seed=g).x                  # Euler–Maruyama with the closed-form drift
+    gen = torch.Generator().manual_seed(0)
+    x = b.marginal(0.0).sample(n, seed=gen).to(DT)
+    x = sample(b, x, steps=steps, seed=gen).x                  # Euler–Maruyama with the closed-form drift
     h = 1.0 / steps
     s = torch.sqrt(torch.diagonal(b.S1))
     # Euler bias O(h · ‖drift Jacobian‖) with a Jacobian up to ~σ²/ξ near the ends: allow 10 h

@@ -143,11 +143,11 @@ def test_euler_maruyama_with_the_grid_drift_reaches_the_mixture():
     mix = mixture64([0.4, 0.6], [[-1.5], [1.5]], [0.25, 0.4])
     gb = fortet(gauss([0.0], [[1.0]]), mix, sigma, grid)
     n, steps = 8000, 50
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(n, 1, generator=g, dtype=DT)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 1, generator=gen, dtype=DT)
     h = 1.0 / steps
     for k in range(steps):
-        x = x + h * gb.drift(x, k * h) + sigma * math.sqrt(h) * torch.randn(x.shape, generator=g, dtype=DT)
+        x = x + h * gb.drift(x, k * h) + sigma * math.sqrt(h) * torch.randn(x.shape, generator=gen, dtype=DT)
     m, v = float(mix.mean), float(mix.cov)
     assert abs(float(x.mean()) - m) <= 5 * math.sqrt(v / n) + 0.05
     assert abs(float(x.var()) - v) <= 5 * v * math.sqrt(2 / n) + 0.1

@@ -11,15 +11,15 @@ from lsbcore.utils import check_points, check_positive, check_same_device, check
 def test_gaussian_moments_and_log_prob():
     mean = torch.tensor([1.0, -2.0])
     cov = torch.tensor([[2.0, 0.6], [0.6, 1.0]])
-    g = M.Gaussian(mean, cov)
+    rho = M.Gaussian(mean, cov)
     n = 200_000
-    x = g.sample(n, seed=3)
+    x = rho.sample(n, seed=3)
     # Monte-Carlo error of the mean is sqrt(var/n); allow 5 standard errors
     se = torch.sqrt(torch.diag(cov) / n)
     assert ((x.mean(0) - mean).abs() < 5 * se).all()
     assert torch.allclose(torch.cov(x.T), cov, atol=5 * 2.0 * math.sqrt(2 / n) * 2)
     ref = torch.distributions.MultivariateNormal(mean, cov)
-    torch.testing.assert_close(g.log_prob(x[:50]), ref.log_prob(x[:50]))
+    torch.testing.assert_close(rho.log_prob(x[:50]), ref.log_prob(x[:50]))
 
 
 def test_mixture_mean_cov_and_log_prob():
@@ -102,5 +102,5 @@ def test_checks():
         check_time(1.5)
     torch.testing.assert_close(check_weights(torch.tensor([1.0, 3.0]), "a", 2), torch.tensor([0.25, 0.75]))
     assert check_same_device(x=torch.zeros(1), y=torch.zeros(1)) == torch.device("cpu")
-    g = generator(5)
-    assert torch.equal(torch.rand(3, generator=g), torch.rand(3, generator=generator(5)))
+    gen = generator(5)
+    assert torch.equal(torch.rand(3, generator=gen), torch.rand(3, generator=generator(5)))

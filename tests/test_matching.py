@@ -62,10 +62,10 @@ def test_regression_minimiser_is_the_closed_form_drift(t, coupling):
     forward + backward minimisers equal σ²∇log ρ_t (Nelson). Tolerance: 5 regression s.e."""
     sigma, m0, m1, n = 1.0, -1.0, 1.5, 200_000
     c = 0.0 if coupling == "independent" else (math.sqrt(4 + sigma**4) - sigma**2) / 2
-    g = _gen(1)
-    x0, x1 = _gaussian_pairs(n, c, m0, m1, g)
+    gen = _gen(1)
+    x0, x1 = _gaussian_pairs(n, c, m0, m1, gen)
     tt = torch.full((n, 1), t, dtype=torch.float64)
-    xt = brownian_bridge(x0, x1, tt, sigma, seed=g)
+    xt = brownian_bridge(x0, x1, tt, sigma, seed=gen)
     design = torch.cat([xt, torch.ones_like(xt)], 1)
     slope, icpt, Sig = sb_drift_1d(t, c, sigma, m0, m1)
     fits = {}
@@ -138,8 +138,8 @@ def test_couple_bad_inputs():
         couple(x, torch.full((4, 2), float("nan")), "independent")
     with pytest.raises(ValueError, match="sigma"):
         fit_bridge(x, x, -1.0, steps=1, progress=False)
-    with pytest.raises(ValueError, match="t_eps"):
-        fit_bridge(x, x, 1.0, t_eps=1.5, steps=1, progress=False)
+    with pytest.raises(ValueError, match="t_gap"):
+        fit_bridge(x, x, 1.0, t_gap=1.5, steps=1, progress=False)
     with pytest.raises(NotImplementedError):
         MatchedBridge(TimeMLP(2), 1.0).backward_drift(x, 0.5)
 
@@ -191,10 +191,10 @@ def test_fit_bridge_default_net_and_sinkhorn_coupling_run():
 def test_endpoint_parametrization_is_the_reweighted_loss(direction):
     """matching_loss(EndpointDrift(D), …, weight=(1−t)²) = mean ‖D(X_t, t) − X1‖² (forward), and
     the analogous identity with t² and X0 backward: same minimiser, bounded regression noise."""
-    g = _gen(3)
-    x0, x1 = torch.randn(64, 2, generator=g), torch.randn(64, 2, generator=g) + 2
-    t = 0.05 + 0.9 * torch.rand(64, 1, generator=g)
-    xt = brownian_bridge(x0, x1, t, 0.7, seed=g)
+    gen = _gen(3)
+    x0, x1 = torch.randn(64, 2, generator=gen), torch.randn(64, 2, generator=gen) + 2
+    t = 0.05 + 0.9 * torch.rand(64, 1, generator=gen)
+    xt = brownian_bridge(x0, x1, t, 0.7, seed=gen)
     D = TimeMLP(2, width=8, depth=1)
     wrapped = EndpointDrift(D, direction)
     w = wrapped.remaining(t) ** 2

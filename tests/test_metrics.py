@@ -177,8 +177,8 @@ def test_argument_validation():
 
 
 def test_memorisation_ratio_is_zero_for_copies_and_one_for_held_out_data():
-    g = torch.Generator().manual_seed(0)
-    train, fresh = torch.randn(200, 3, generator=g), torch.randn(150, 3, generator=g)
+    gen = torch.Generator().manual_seed(0)
+    train, fresh = torch.randn(200, 3, generator=gen), torch.randn(150, 3, generator=gen)
     assert memorisation_ratio(train[:50].clone(), train, fresh) == 0.0
     assert memorisation_ratio(fresh, train, fresh) == pytest.approx(1.0)
     # points halfway to their nearest training point: the median distance halves exactly

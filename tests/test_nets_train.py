@@ -1,11 +1,13 @@
 """TimeMLP shapes/validation and the training loop: EMA, checkpoints, bit-exact resume."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 from lsbcore.nets import FourierTime, TimeMLP
 from lsbcore.train import History, ema_update, fit, load_checkpoint, save_checkpoint
+from lsbcore.utils import ChecksumError
 
 
 # ---------------------------------------------------------------------------------- nets
@@ -40,6 +42,8 @@ def test_timemlp_out_dim_and_features():
     (torch.zeros(4), 0.5, ValueError),                 # not (batch, dim)
     ([[0.0, 0.0]], 0.5, TypeError),                    # not a tensor
     (torch.zeros(4, 2), 1.5, ValueError),              # t outside [0, 1]
+    (torch.zeros(4, 2), torch.full((4, 1), 1.5), ValueError),  # ... also as an already-shaped column
+    (torch.zeros(4, 2), torch.full((4,), -0.5), ValueError),
     (torch.zeros(4, 2), float("nan"), ValueError),     # NaN time
     (torch.zeros(4, 2), torch.full((3, 1), 0.5), ValueError),  # wrong number of rows
     (torch.zeros(4, 2), "0.5", TypeError),
@@ -118,7 +122,7 @@ def test_checkpoint_is_weights_only_and_plain(tmp_path):
     ckpt = tmp_path / "c.pt"
     fit(TimeMLP(2, width=8, depth=1), _regression_problem(), 5, seed=0, checkpoint=ckpt, progress=False)
     state = torch.load(ckpt, weights_only=True)
-    assert state["format"] == "lsbcore-fit-v1" and state["step"] == 5
+    assert state["format"] == "lsbcore-fit-v2" and state["step"] == 5 and len(state["sha256"]) == 64
     assert state["generator"].dtype == torch.uint8 and state["losses"].shape == (5,)
     assert not (tmp_path / "c.pt.tmp").exists()   # the atomic write cleaned up
 
@@ -142,6 +146,54 @@ def test_corrupt_and_foreign_checkpoints(tmp_path):
         fit(TimeMLP(2, width=8, depth=1), _regression_problem(), 10, seed=0, checkpoint=ckpt, progress=False)
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def _tensor_data_offset(path) -> int:
+    """Byte offset in the file of the largest tensor's data (torch stores each storage uncompressed)."""
+    import struct
+    import zipfile
+
+    info = max((i for i in zipfile.ZipFile(path).infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    raw = Path(path).read_bytes()
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26: info.header_offset + 30])
+    return info.header_offset + 30 + name_len + extra_len
+
+
+def test_a_flipped_byte_inside_a_tensor_is_caught(tmp_path):
+    """torch.load itself reads such a file silently; the stored content digest catches it, on load and on resume."""
+    ckpt = tmp_path / "c.pt"
+    fit(TimeMLP(2, width=8, depth=1), _regression_problem(), 5, seed=0, checkpoint=ckpt, progress=False)
+    raw = bytearray(ckpt.read_bytes())
+    raw[_tensor_data_offset(ckpt) + 7] ^= 0x10
+    ckpt.write_bytes(bytes(raw))
+    torch.load(ckpt, weights_only=True)   # no error from torch: this is what the digest is for
+    with pytest.raises(ChecksumError, match="c.pt"):
+        load_checkpoint(ckpt)
+    with pytest.raises(ChecksumError, match="corrupt or was modified"):
+        fit(TimeMLP(2, width=8, depth=1), _regression_problem(), 10, seed=0, checkpoint=ckpt, progress=False)
+
+
+@pytest.mark.parametrize("keep", [0, 10, 100, 1000])
+def test_a_truncated_checkpoint_is_a_clear_value_error(tmp_path, keep):
+    ckpt = tmp_path / "c.pt"
+    fit(TimeMLP(2, width=8, depth=1), _regression_problem(), 5, seed=0, checkpoint=ckpt, progress=False)
+    ckpt.write_bytes(ckpt.read_bytes()[:keep])
+    with pytest.raises(ValueError, match="c.pt.*corrupt"):
+        load_checkpoint(ckpt)
+
+
+def test_a_checkpoint_without_digest_is_refused(tmp_path):
+    ckpt = tmp_path / "c.pt"
+    save_checkpoint({"step": 1, "w": torch.ones(3)}, ckpt)
+    assert sorted(load_checkpoint(ckpt)) == ["step", "w"]   # the digest is checked and dropped
+    save_checkpoint({"step": 1, "w": torch.ones(3)}, ckpt, digest=False)
+    with pytest.raises(ChecksumError, match="no sha256 digest"):
+        load_checkpoint(ckpt)
+    from lsbcore.train import sha256_file
+
+    assert load_checkpoint(ckpt, sha256=sha256_file(ckpt))["step"] == 1   # a manifest's sum vouches for it
+    with pytest.raises(ValueError, match="sha256"):
+        save_checkpoint({"sha256": "x"}, ckpt)
 
 
 def test_resume_mismatch_errors(tmp_path):
@@ -191,9 +243,9 @@ def test_fit_bad_arguments(kw, err):
 
 def test_loss_fn_must_return_a_differentiable_scalar():
     with pytest.raises(ValueError, match="scalar"):
-        fit(TimeMLP(2, width=4, depth=1), lambda m, s, g: m(torch.zeros(3, 2), 0.0), 2, progress=False)
+        fit(TimeMLP(2, width=4, depth=1), lambda m, s, gen: m(torch.zeros(3, 2), 0.0), 2, progress=False)
     with pytest.raises(ValueError, match="gradient"):
-        fit(TimeMLP(2, width=4, depth=1), lambda m, s, g: torch.zeros(()), 2, progress=False)
+        fit(TimeMLP(2, width=4, depth=1), lambda m, s, gen: torch.zeros(()), 2, progress=False)
     with pytest.raises(TypeError):
         fit(torch.zeros(3), _regression_problem(), 2, progress=False)
 

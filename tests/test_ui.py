@@ -145,7 +145,7 @@ def _check_in_lab(browser, lab: dict, src: Path) -> dict:
 def _check_in_voila(browser, src: Path, tmp: Path) -> dict:
     """Serve one notebook's dashboard (its widgets alone, as `make dashboard` does) with Voilà, move its
     controls, check its outputs change."""
-    from lsbcore.widgets import dashboard_notebook
+    from lsbcore.build import dashboard_notebook
 
     tmp.mkdir(parents=True, exist_ok=True)
     nb = dashboard_notebook(src, tmp / f"{src.stem}.ipynb")

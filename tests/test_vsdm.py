@@ -1,4 +1,4 @@
-"""VSDM (lsbcore.bridges.vsdm): exact transitions, the VP special case, Gaussian checks of the sampler."""
+"""VSDM (lsbcore.bridges.vsdm, lsbcore.bridges.vsdm_eval): exact transitions, the VP special case, Gaussian checks of the sampler."""
 import math
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 from scipy.integrate import solve_ivp
 
-from lsbcore.bridges.vsdm import (VSDM, LinearForward, backward_score_loss, ou_gaussian_bridge_moments,
-                                  train_vsdm, update_A)
+from lsbcore.bridges.vsdm import VSDM, LinearForward, backward_score_loss, fit_vsdm, update_A
+from lsbcore.bridges.vsdm_eval import ou_gaussian_bridge_moments
 from lsbcore.bridges.reference import VP
 from lsbcore.sde import sample
 
@@ -118,12 +118,12 @@ def test_ou_gaussian_bridge_moments_endpoints_and_self_consistency():
 
 
 def test_pf_ode_marginals_match_the_gaussian_bridge_with_ou_reference():
-    """β ≡ 4, A = 0: dX = −2X dt + 2 dW (theory.md §2's OU check, c = −2, g = 2). The PF-ODE with the
+    """β ≡ 4, A = 0: dX = −2X dt + 2 dW (docs/theory.md §3's OU check, c = −2, g = 2). The PF-ODE with the
     exact score, started from q_1, must reproduce the bridge's marginals at intermediate times.
     Tolerance: Monte Carlo SE of the mean ≈ √(0.6/n) ≈ 0.017 and of a covariance entry
     ≈ √(2/n)·0.6 ≈ 0.02 at n = 2000 (5 SE), plus Heun's error (steps of 0.01, negligible)."""
     f = LinearForward(2, beta_min=4.0, beta_max=4.0)
-    bridge = VSDM(f, ExactEps(f, M0, S0), t_min=1e-3)
+    bridge = VSDM(f, ExactEps(f, M0, S0), t_gap=1e-3)
     n = 2000
     _, C1, _ = ExactEps(f, M0, S0).moments(torch.ones(1, dtype=D64))
     m1 = math.exp(-2.0) * M0
@@ -144,7 +144,7 @@ def test_learned_vsdm_pf_ode_matches_the_ou_gaussian_bridge():
     at t ∈ {0.25, 0.5, 0.75} and at the end (Monte Carlo SE ≈ 0.02 at n = 2000)."""
     data = (M0 + torch.randn(4000, 2, generator=torch.Generator().manual_seed(5), dtype=D64)
             @ torch.linalg.cholesky(S0).T).float()
-    res = train_vsdm(data, adaptive=False, steps=600, batch=256, beta_min=4.0, beta_max=4.0, width=32,
+    res = fit_vsdm(data, adaptive=False, steps=600, batch_size=256, beta_min=4.0, beta_max=4.0, width=32,
                      lr=3e-3, seed=0)
     bridge = res.bridge
     _, C1, _ = ExactEps(bridge.forward, M0, S0).moments(torch.ones(1, dtype=D64))
@@ -166,7 +166,7 @@ def test_vsdm_with_nonzero_A_and_exact_score_recovers_the_data(method):
     back N(M0, S0) (SE ≈ 0.017 / 0.02 at n = 2000; allow 5 SE + the samplers' O(h) bias)."""
     f = _forward(2, [-0.5, 0.3], beta_max=10.0)
     net = ExactEps(f, M0, S0)
-    bridge = VSDM(f, net, t_min=1e-3)
+    bridge = VSDM(f, net, t_gap=1e-3)
     mu1, C1, _ = net.moments(torch.ones(1, dtype=D64))
     x1 = mu1[0] + torch.randn(2000, 2, generator=torch.Generator().manual_seed(1), dtype=D64) @ torch.linalg.cholesky(C1[0]).T
     x0 = sample(bridge, x1, method=method, steps=100, t0=1e-3, t1=1.0, direction="backward", seed=2).x
@@ -221,17 +221,114 @@ def test_update_A_moves_A_keeps_it_valid_and_is_seeded():
         update_A(object(), torch.optim.SGD([f1.s], lr=0.1))
 
 
-def test_train_vsdm_smoke_and_vp_keeps_A_zero():
+def test_fit_vsdm_smoke_and_vp_keeps_A_zero():
     x = M0.float() + torch.randn(256, 2, generator=torch.Generator().manual_seed(0)) * 0.5
-    vp = train_vsdm(x, adaptive=False, steps=10, batch=32, width=16, seed=0)
+    vp = fit_vsdm(x, adaptive=False, steps=10, batch_size=32, width=16, seed=0)
     assert torch.equal(vp.bridge.forward.A(), torch.zeros(2, 2, dtype=D64))
-    ad = train_vsdm(x, adaptive=True, steps=10, batch=32, width=16, warmup=2, a_every=4, a_paths=16,
+    ad = fit_vsdm(x, adaptive=True, steps=10, batch_size=32, width=16, warmup=2, a_every=4, a_paths=16,
                     a_steps=4, seed=0)
     assert len(ad.A_history) == 1 + 2                # updates at steps 2 and 6
     assert float(ad.bridge.forward.A().abs().max()) > 0
     out = ad.bridge.sample(50, method="ode", steps=4)
     assert out.x.shape == (50, 2) and out.nfe == 8
     with pytest.raises(ValueError, match="data"):
-        train_vsdm(torch.full((4, 2), float("nan")))
+        fit_vsdm(torch.full((4, 2), float("nan")))
     with pytest.raises(ValueError, match="steps"):
-        train_vsdm(x, steps=0)
+        fit_vsdm(x, steps=0)
+
+
+# ------------------------------------------------------------------------------- the boundary
+def _bad_times(n):
+    return (1.5, -0.1, float("nan"), torch.full((n, 1), 1.5), torch.full((n,), -0.2), torch.full((n, 1), float("inf")))
+
+
+def test_every_verb_that_takes_a_time_rejects_times_outside_0_1():
+    f = _forward(2, [-0.5, 0.3])
+    bridge = VSDM(f, ExactEps(f, M0, S0))
+    x = torch.randn(4, 2, dtype=D64)
+    for bad in _bad_times(4):
+        with pytest.raises(ValueError, match="t"):
+            f.sample_xt(x, bad)
+        for method in ("drift", "score", "backward_drift", "velocity"):
+            with pytest.raises(ValueError, match="t"):
+                getattr(bridge, method)(x, bad)
+        with pytest.raises(ValueError, match="t"):
+            bridge.diffusion(bad)
+    with pytest.raises(ValueError, match="t"):
+        f.transition(torch.tensor([0.5, 1.5], dtype=D64))
+    with pytest.raises(ValueError, match="t must be > 0"):
+        f.sample_xt(x, 0.0)
+    with pytest.raises(ValueError, match="t"):
+        ou_gaussian_bridge_moments(M0, S0, M0, S0, -2.0, 2.0, torch.tensor([[1.5]], dtype=D64))
+    with pytest.raises(ValueError, match="rows"):
+        f.sample_xt(x, torch.full((3, 1), 0.5))
+    xt, eps, L = f.sample_xt(x, torch.full((4, 1), 0.5), seed=1)          # (batch, 1) is accepted
+    torch.testing.assert_close(xt, f.sample_xt(x, torch.full((4,), 0.5), seed=1)[0])
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(dim=0), ValueError, "dim"), (dict(dim=2.5), TypeError, "dim"),
+    (dict(beta_min=float("nan")), ValueError, "beta_min"), (dict(beta_max=float("inf")), ValueError, "beta_max"),
+    (dict(beta_min=-1.0), ValueError, "beta_min"), (dict(beta_min=5.0, beta_max=1.0), ValueError, "beta_max"),
+    (dict(beta_r="fast"), TypeError, "beta_r"), (dict(s_max=0.0), ValueError, "s_max"),
+    (dict(seed=2**70), ValueError, "seed"), (dict(seed="a"), TypeError, "seed"), (dict(seed=1.5), TypeError, "seed"),
+])
+def test_linear_forward_validates_its_numbers(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        LinearForward(**{"dim": 2, **kwargs})
+
+
+def test_vsdm_face_data_at_zero_start_from_the_prior_and_validation():
+    f = _forward(2, [-0.5, 0.3])
+    bridge = VSDM(f, ExactEps(f, M0, S0), t_gap=0.01)
+    assert bridge.data_end == 0 and bridge.provides("start")
+    z = bridge.start(4000, seed=3)
+    assert z.dtype == D64 and z.shape == (4000, 2)
+    torch.testing.assert_close(torch.cov(z.T), f.prior_cov().detach(), atol=0.15, rtol=0)
+    from lsbcore.sde import generate
+    torch.testing.assert_close(bridge.sample(20, steps=4, seed=5).x,
+                               generate(bridge, 20, method="ode", steps=4, t_gap=0.01, seed=5).x, rtol=0, atol=0)
+    for bad, exc in ((0.0, ValueError), (1.0, ValueError), (float("nan"), ValueError), ("x", TypeError)):
+        with pytest.raises(exc, match="t_gap"):
+            VSDM(f, ExactEps(f, M0, S0), t_gap=bad)
+    with pytest.raises(ValueError, match="seed"):
+        bridge.start(3, seed=2**70)
+    with pytest.raises(TypeError, match="seed"):
+        bridge.start(3, seed="zero")
+    with pytest.raises(ValueError, match="n"):
+        bridge.start(0)
+    x = M0.float() + torch.randn(64, 2, generator=torch.Generator().manual_seed(0)) * 0.5
+    for kw, exc, match in ((dict(batch_size=0), ValueError, "batch_size"), (dict(t_gap=-1.0), ValueError, "t_gap"),
+                           (dict(a_lr=-0.1), ValueError, "a_lr"), (dict(seed=2**70), ValueError, "seed"),
+                           (dict(zeta=float("nan")), ValueError, "zeta"), (dict(a_paths=0), ValueError, "a_paths")):
+        with pytest.raises(exc, match=match):
+            fit_vsdm(x, steps=2, **kw)
+
+
+def test_fit_vsdm_resumes_bit_exact_after_a_crash(tmp_path, monkeypatch):
+    """A run that dies after its step-30 checkpoint and is rerun equals an uninterrupted one: the network,
+    A, both optimizers and both generators come back from the checkpoint (train.fit's extra_state)."""
+    import lsbcore.bridges.vsdm as V
+
+    x = torch.randn(256, 2, generator=torch.Generator().manual_seed(0)) * torch.tensor([1.0, 3.0])
+    kw = dict(steps=60, batch_size=32, warmup=10, a_every=10, a_paths=16, a_steps=4, width=16, progress=False)
+    full = V.fit_vsdm(x, **kw)
+    ck = tmp_path / "vsdm.pt"
+    real, calls = V.backward_score_loss, [0]
+
+    def dying(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] > 45:
+            raise KeyboardInterrupt("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(V, "backward_score_loss", dying)
+    with pytest.raises(KeyboardInterrupt):
+        V.fit_vsdm(x, checkpoint=ck, checkpoint_every=30, **kw)
+    monkeypatch.setattr(V, "backward_score_loss", real)
+    resumed = V.fit_vsdm(x, checkpoint=ck, checkpoint_every=30, **kw)
+    assert resumed.losses == full.losses
+    assert len(resumed.A_history) == len(full.A_history)
+    torch.testing.assert_close(resumed.A_history[-1], full.A_history[-1], rtol=0, atol=0)
+    for p, q in zip(resumed.bridge.net.parameters(), full.bridge.net.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)

@@ -112,3 +112,17 @@ def test_bad_widget_arguments(grid):
         W.ipf_explorer(gauss(0.0, 1.0), gauss(0.0, 1.0), grid, -1.0)
     with pytest.raises(ValueError, match="bridge"):
         W.grid_bridge_explorer(fortet(gauss(0.0, 1.0), gauss(0.0, 1.0), 1.0, grid))
+
+
+def test_the_package_re_exports_every_explorer():
+    """`from lsbcore import widgets as W; W.<name>` keeps working for every explorer, loaded on first use."""
+    import importlib
+
+    names = [n for n in W.__all__ if n.endswith("_explorer")]
+    assert len(names) == 11 and set(names) <= set(dir(W))
+    for name in names:
+        fn = getattr(W, name)
+        assert callable(fn) and fn.__module__.startswith("lsbcore.widgets.nb")
+        assert fn is getattr(importlib.import_module(fn.__module__), name)
+    with pytest.raises(AttributeError, match="dashboard_notebook"):
+        W.dashboard_notebook  # a build tool now: lsbcore.build.dashboard_notebook

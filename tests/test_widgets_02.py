@@ -49,9 +49,36 @@ def test_sampler_explorer_runs_the_sampler_and_reports_w2():
     assert box.state["result"].traj.shape == (26, 60, 2)
     c["method"].value = "ode"  # the one-sided pinned bridge has no backward drift, hence no PF-ODE
     assert box.state["error"] is not None and "ODE" in box.children[2].value
-    c["bridge"].value = "pinned both ends"  # PF-ODE from a point mass: 0/0 at t = 0, reported
-    assert "NaN" in box.state["error"]
+    c["bridge"].value = "pinned both ends"  # PF-ODE from a point mass: singular at t = 0, reported
+    assert box.state["result"] is None and box.state["error"].startswith("no ODE run:")
     c["bridge"].value = "gaussian"
     assert box.state["error"] is None and box.state["result"].nfe == 50
     with pytest.raises(TypeError, match="bridges"):
         sampler_explorer([], x0)
+
+
+def test_one_sampler_explorer_offers_every_kind_of_bridge():
+    """Closed-form, pinned, empirical Föllmer (its own start points: δ0) in one dropdown, each with its
+    own start points and target; a missing part of the face is shown, not raised."""
+    from lsbcore.bridges.follmer import EmpiricalFollmer
+
+    x0, x1 = _sets()
+    bridges = {"gaussian": GaussianBridge([0.0, 0.0], 1.0, [3.0, 1.0], 0.25, sigma=0.3),
+               "pinned": BrownianBridge(x1, sigma=0.3),
+               "empirical Föllmer": EmpiricalFollmer(x1, sigma=1.0)}
+    box = sampler_explorer(bridges, {"gaussian": x0, "pinned": x0}, target={"pinned": torch.cat([x1, x1])},
+                           steps=10, t1=0.95, n=30)
+    c = box.controls
+    assert box.state["error"] is None and box.state["w2"] is None          # no target given for this one
+    c["bridge"].value = "empirical Föllmer"                                 # no start points given: δ0
+    assert box.state["error"] is None and box.state["result"].x.shape == (30, 2)
+    assert torch.equal(box.state["result"].traj[0], torch.zeros(30, 2))
+    c["method"].value = "ode"
+    assert "EmpiricalFollmer has no" in box.state["error"] and "point mass" in box.children[2].value
+    assert box.figure.axes[0].get_title().endswith("no ODE sampler")
+    c["bridge"].value = "pinned"
+    assert "BrownianBridge has no" in box.state["error"]
+    c["method"].value = "sde"
+    assert box.state["error"] is None and "noise floor" in box.children[2].value
+    with pytest.raises(ValueError, match="x_start"):
+        sampler_explorer(bridges, {"nope": x0})

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lsbcore import widgets as W
-from lsbcore.bridges.vae import LinearSBVAE
+from lsbcore.bridges.sbvae_exact import LinearSBVAE
 from lsbcore.bridges.vsdm import VSDM, LinearForward
 from lsbcore.marginals import spiral
 

@@ -2,7 +2,7 @@
 
 The tier opens each notebook in a real JupyterLab (or Voilà) page in headless Chromium, runs all
 cells, moves controls of every widget panel and checks that the panel's output changed. Controls
-are found generically by their CSS class prefix ``lsb-`` (see lsbcore/widgets.py); nothing here
+are found generically by their CSS class prefix ``lsb-`` (see lsbcore/widgets/_panel.py); nothing here
 knows a particular notebook. Every wait has a timeout and every server is killed in a ``finally``.
 """
 from __future__ import annotations

@@ -15,7 +15,7 @@ entropic-OT plan at ε = 2σ² (minibatch Sinkhorn) the result approximates the 
 (SB-CFM); *iterative Markovian fitting* (IMF, DSBM of Shi et al. 2023) makes it exact in the limit:
 simulate the fitted forward SDE to get a new coupling, refit the backward on it, and vice versa.
 
-Time is sampled from [0, 1 − t_eps] (forward) or [t_eps, 1] (backward): the targets have variance
+Time is sampled from [0, 1 − t_gap] (forward) or [t_gap, 1] (backward): the targets have variance
 σ² t/(1−t) (resp. (1−t)/t), which is not integrable at the end point.
 Notebook 02 §"Bridge matching" and §"Iterative Markovian fitting".
 """
@@ -29,13 +29,14 @@ from torch import nn
 
 from ..nets import TimeMLP
 from ..train import fit
-from ..utils import Seed, check_int, check_points, check_positive, check_same_device, generator
+from ..utils import (Seed, check_device, check_int, check_points, check_positive, check_same_device, check_scale,
+                     check_seed, check_state, check_time, generator, time_column)
 from ..bridge import Bridge
+from .coupling import COUPLINGS, couple
 
 __all__ = ["brownian_bridge", "bridge_target", "matching_loss", "couple", "COUPLINGS",
            "MatchedBridge", "EndpointDrift", "fit_bridge", "imf", "simulate"]
 
-COUPLINGS = ("independent", "sinkhorn", "ot")
 DIRECTIONS = ("forward", "backward")
 Source = Union[torch.Tensor, Callable]
 
@@ -48,7 +49,7 @@ def brownian_bridge(x0, x1, t, sigma: float, seed: Seed = 0) -> torch.Tensor:
     The same as :func:`lsbcore.reference.brownian_bridge_sample`, and also accepts σ = 0.
     """
     x0, x1, t = _check_pairs(x0, x1, t)
-    sigma = check_positive(sigma, "sigma", allow_zero=True)
+    sigma = check_scale(sigma, "sigma", allow_zero=True)
     if sigma == 0:                                   # flow matching: the straight line, no noise
         return (1 - t) * x0 + t * x1
     from .reference import brownian_bridge_sample
@@ -60,13 +61,19 @@ def bridge_target(x0, x1, x_t, t, direction: str = "forward") -> torch.Tensor:
     """The regression target: ``(x1 − x_t)/(1 − t)`` (forward) or ``(x0 − x_t)/t`` (backward).
 
     Its conditional expectation given X_t = x is the drift of the Markovian projection
-    (Notebook 02 §"Bridge matching"). The caller keeps t away from 1 (forward) / 0 (backward).
+    (Notebook 02 §"Bridge matching"). ``t`` must stay below 1 (forward) / above 0 (backward), where the
+    target is singular; that is checked on the CPU (no device sync on a GPU).
     """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    x_t = check_state(x_t, "x_t")
+    t = check_time(t, "t", batch=x_t.shape[0], like=x_t)
+    end = 1.0 if direction == "forward" else 0.0
+    if t.device.type == "cpu" and bool((t == end).any()):
+        raise ValueError(f"t = {end:g} makes the {direction} target singular: sample t with a gap t_gap > 0")
     if direction == "forward":
         return (x1 - x_t) / (1 - t)
-    if direction == "backward":
-        return (x0 - x_t) / t
-    raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    return (x0 - x_t) / t
 
 
 def matching_loss(net: Callable, x_t: torch.Tensor, t: torch.Tensor, target: torch.Tensor,
@@ -75,8 +82,15 @@ def matching_loss(net: Callable, x_t: torch.Tensor, t: torch.Tensor, target: tor
 
     Minimised over all functions, it gives ``net(x, t) = E[target | X_t = x, t]``: the drift.
     ``weight`` (batch,) or (batch, 1) reweights times (e.g. the λ(t) of score matching); the squared
-    norm is summed over dimensions, averaged over the batch. Notebook 02 §"Bridge matching".
+    norm is summed over dimensions, averaged over the batch. ``t`` is checked like every time (in
+    [0, 1], one per row or one for all; values on the CPU only). Notebook 02 §"Bridge matching".
     """
+    if not callable(net):
+        raise TypeError(f"net must be callable as net(x_t, t), got {type(net).__name__}")
+    x_t = check_state(x_t, "x_t")
+    check_time(t, "t", batch=x_t.shape[0], like=x_t)
+    if weight is not None and (not isinstance(weight, torch.Tensor) or weight.numel() not in (1, x_t.shape[0])):
+        raise ValueError(f"weight must be a tensor with 1 or {x_t.shape[0]} entries (one per row)")
     pred = net(x_t, t)
     if pred.shape != target.shape:
         raise ValueError(f"net output has shape {tuple(pred.shape)} but target has {tuple(target.shape)}")
@@ -86,90 +100,79 @@ def matching_loss(net: Callable, x_t: torch.Tensor, t: torch.Tensor, target: tor
     return sq.mean()
 
 
-def sample_times(n: int, direction: str, t_eps: float, like: torch.Tensor, gen) -> torch.Tensor:
-    """Times for the regression: U[0, 1 − t_eps] (forward) or U[t_eps, 1] (backward), shape (n, 1)."""
-    u = torch.rand(n, 1, generator=gen, device=like.device, dtype=like.dtype) * (1 - t_eps)
-    return u if direction == "forward" else u + t_eps
-
-
-# ---------------------------------------------------------------------------------- couplings
-def couple(x0, x1, coupling: str = "sinkhorn", *, sigma: Optional[float] = None,
-           eps: Optional[float] = None, seed: Seed = 0, **sinkhorn_kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pair the rows of two equally sized batches: ``(x0[i_k], x1[j_k])`` for k = 1..n.
-
-    - ``"independent"``: the product coupling (the pairs as given; shuffle beforehand if needed).
-    - ``"sinkhorn"``: n pairs drawn from the entropic-OT plan with ``eps = 2σ²`` (the static SB of
-      σW), computed by :func:`lsbcore.schrodinger.sinkhorn.sinkhorn` on the minibatch (SB-CFM).
-    - ``"ot"``: exact OT (``ot.emd``): for uniform equal-size batches a permutation, used as is.
-
-    Notebook 02 §"Couplings". Extra keyword arguments go to ``sinkhorn`` (e.g. ``tol``, ``max_iter``).
-    """
-    x0 = check_points(x0, "x0")
-    x1 = check_points(x1, "x1", dim=x0.shape[1])
-    check_same_device(x0=x0, x1=x1)
-    if x0.shape[0] != x1.shape[0]:
-        raise ValueError(f"x0 and x1 must have the same number of rows, got {x0.shape[0]} and {x1.shape[0]}")
-    if coupling == "independent":
-        return x0, x1
-    if coupling == "ot":
-        return x0, x1[_emd_permutation(x0, x1)]
-    if coupling == "sinkhorn":
-        if eps is None:
-            if sigma is None:
-                raise ValueError("the sinkhorn coupling needs sigma (eps = 2σ²) or eps")
-            eps = 2 * check_positive(sigma, "sigma") ** 2
-        from ..schrodinger import sinkhorn
-
-        res = sinkhorn(x0, x1, check_positive(eps, "eps"), **sinkhorn_kwargs)
-        i, j = res.sample_indices(x0.shape[0], seed=generator(seed, x0.device))
-        return x0[i], x1[j]
-    raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}")
-
-
-def _emd_permutation(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
-    """j = perm[i]: the exact OT matching of two uniform point sets of equal size (POT's emd)."""
-    import numpy as np
-    import ot
-
-    a = x0.detach().double().cpu().numpy()
-    b = x1.detach().double().cpu().numpy()
-    M = ot.dist(a, b)  # squared Euclidean
-    n = a.shape[0]
-    plan = ot.emd(np.full(n, 1.0 / n), np.full(n, 1.0 / n), M)
-    return torch.as_tensor(plan.argmax(axis=1), device=x0.device)
+def sample_times(n: int, direction: str, t_gap: float, like: torch.Tensor, gen) -> torch.Tensor:
+    """Times for the regression: U[0, 1 − t_gap] (forward) or U[t_gap, 1] (backward), shape (n, 1)."""
+    u = torch.rand(n, 1, generator=gen, device=like.device, dtype=like.dtype) * (1 - t_gap)
+    return u if direction == "forward" else u + t_gap
 
 
 # ---------------------------------------------------------------------------------- the learned bridge
 class MatchedBridge(Bridge):
     """A bridge whose drifts are networks: ``drift = forward_net``, ``backward_drift = backward_net``.
 
-    ``velocity`` (probability-flow ODE) is ½(drift − backward_drift) and needs both.
-    ``history`` keeps the training losses. Notebook 02 §"Bridge matching".
+    ``velocity`` (probability-flow ODE) is ½(drift − backward_drift) and ``score`` (σ > 0)
+    (drift + backward_drift)/σ² (Nelson), so both need both nets. ``source0`` (optional: points, a
+    marginal or a callable ``(n, gen)``, as :func:`fit_bridge` takes) is the law at t = 0 that
+    :meth:`start` draws from; :func:`fit_bridge` and :func:`imf` keep theirs. ``history`` keeps the
+    training losses. Data sit at t = 1 (``data_end = 1``). Notebook 02 §"Bridge matching".
     """
 
+    data_end = 1
+
     def __init__(self, forward_net: Optional[nn.Module], sigma: float,
-                 backward_net: Optional[nn.Module] = None, *, dim: Optional[int] = None):
-        self.sigma = check_positive(sigma, "sigma", allow_zero=True)
+                 backward_net: Optional[nn.Module] = None, *, dim: Optional[int] = None, source0=None):
+        self.sigma = check_scale(sigma, "sigma", allow_zero=True)
+        for name, net in (("forward_net", forward_net), ("backward_net", backward_net)):
+            if net is not None and not callable(net):
+                raise TypeError(f"{name} must be callable as net(x, t), got {type(net).__name__}")
         self.forward_net = forward_net
         self.backward_net = backward_net
         self.dim = dim if dim is not None else getattr(forward_net or backward_net, "dim", None)
+        self._source0 = None if source0 is None else _as_source(source0, "source0")
+        self.unavailable = {}
+        if forward_net is None:
+            self.unavailable["drift"] = "it has no forward net: fit it with direction='forward' (or use imf)"
+        if backward_net is None:
+            self.unavailable["backward_drift"] = "it has no backward net: fit it with direction='backward' (or use imf)"
+        if self._source0 is None:
+            self.unavailable["start"] = "it keeps no source at t=0: build it with source0=... or pass start points"
         self.history: dict = {}
 
     @torch.no_grad()
     def drift(self, x, t):
         if self.forward_net is None:
-            raise NotImplementedError("this MatchedBridge has no forward net (train direction='forward')")
-        return self.forward_net(x, t)
+            raise self._unavailable("drift")
+        x = _net_input(self.forward_net, x, self.dim)
+        return self.forward_net(x, time_column(t, x))
 
     @torch.no_grad()
     def backward_drift(self, x, t):
         if self.backward_net is None:
-            raise NotImplementedError("this MatchedBridge has no backward net (train direction='backward' or use imf)")
-        return self.backward_net(x, t)
+            raise self._unavailable("backward_drift")
+        x = _net_input(self.backward_net, x, self.dim)
+        return self.backward_net(x, time_column(t, x))
+
+    def start(self, n: int, *, seed: Seed = 0, device=None) -> torch.Tensor:
+        """``n`` draws from the source at t = 0 (the one the bridge was fitted from)."""
+        if self._source0 is None:
+            raise self._unavailable("start")
+        n = check_int(n, "n")
+        dev = check_device(device)
+        x0 = self._source0(n, generator(seed, dev))
+        return x0 if device is None else x0.to(dev)
 
     def __repr__(self):
         return (f"MatchedBridge(sigma={self.sigma}, forward={self.forward_net is not None}, "
                 f"backward={self.backward_net is not None})")
+
+
+def _net_input(net, x, dim):
+    """``x`` checked for a network's drift, on the device of the network's parameters."""
+    x = check_state(x, "x", dim=dim)
+    p = next(net.parameters(), None) if isinstance(net, nn.Module) else None
+    if p is not None and p.device != x.device:
+        raise ValueError(f"x is on {x.device} but the network is on {p.device}: move one of them")
+    return x
 
 
 def simulate(bridge: Bridge, x0: torch.Tensor, *, steps: int = 100, seed: Seed = 0,
@@ -199,26 +202,29 @@ class EndpointDrift(nn.Module):
     ``D`` estimates E[X1 | X_t = x] (forward) — or E[X0 | X_t = x] with ``b̂ = (D − x)/t``
     (backward) — a bounded target, whereas the drift grows like 1/(1 − t) near the end point.
     With the weight (1 − t)² (resp. t²) the shared ``matching_loss`` on the drift target becomes
-    ‖D − X1‖², a regression with bounded noise. ``gap`` clamps the divisor away from 0.
+    ‖D − X1‖², a regression with bounded noise. ``t_gap`` clamps the divisor away from 0.
     Notebook 02 §"Bridge matching".
     """
 
-    def __init__(self, net: nn.Module, direction: str = "forward", gap: float = 1e-4):
+    def __init__(self, net: nn.Module, direction: str = "forward", t_gap: float = 1e-4):
         super().__init__()
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-        self.net, self.direction, self.gap = net, direction, check_positive(gap, "gap")
+        if not callable(net):
+            raise TypeError(f"net must be callable as net(x, t), got {type(net).__name__}")
+        t_gap = check_positive(t_gap, "t_gap")
+        if t_gap >= 1:
+            raise ValueError(f"t_gap must be < 1, got {t_gap}")
+        self.net, self.direction, self.t_gap = net, direction, t_gap
         self.dim = getattr(net, "dim", None)
 
     def remaining(self, t: torch.Tensor) -> torch.Tensor:
-        """1 − t (forward) or t (backward): the time left to the end point, clamped at ``gap``."""
-        return ((1 - t) if self.direction == "forward" else t).clamp(min=self.gap)
+        """1 − t (forward) or t (backward): the time left to the end point, clamped at ``t_gap``."""
+        return ((1 - t) if self.direction == "forward" else t).clamp(min=self.t_gap)
 
     def forward(self, x, t):
-        if not isinstance(t, torch.Tensor):
-            t = torch.full((x.shape[0], 1), float(t), dtype=x.dtype, device=x.device)
-        elif t.ndim < 2:
-            t = t.reshape(-1, 1)
+        x = check_state(x, "x", dim=self.dim)
+        t = time_column(t, x)
         return (self.net(x, t) - x) / self.remaining(t)
 
 
@@ -227,9 +233,9 @@ def _as_source(source, name: str) -> Callable:
     or from anything with ``.sample(n, seed=...)`` (a lsbcore marginal) or a callable ``f(n, gen)``."""
     if isinstance(source, torch.Tensor):
         pts = check_points(source, name)
-        return lambda n, g: pts[torch.randint(0, pts.shape[0], (n,), generator=g, device=g.device).to(pts.device)]
+        return lambda n, gen: pts[torch.randint(0, pts.shape[0], (n,), generator=gen, device=gen.device).to(pts.device)]
     if callable(getattr(source, "sample", None)):
-        return lambda n, g: source.sample(n, seed=g)
+        return lambda n, gen: source.sample(n, seed=gen)
     if callable(source):
         return source
     raise TypeError(f"{name} must be a (n, d) tensor, a marginal with .sample(n, seed) or a callable (n, gen)")
@@ -237,14 +243,15 @@ def _as_source(source, name: str) -> Callable:
 
 def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str = "sinkhorn",
                direction: str = "forward", net: Optional[nn.Module] = None, steps: int = 2000,
-               batch_size: int = 256, lr: float = 1e-3, t_eps: float = 1e-2, seed: int = 0,
+               batch_size: int = 256, lr: float = 1e-3, t_gap: float = 1e-2, seed: int = 0,
                ema: float = 0.999, progress: bool = True, checkpoint=None, pair_fn: Optional[Callable] = None,
                sinkhorn_kwargs: Optional[dict] = None, parametrization: str = "drift",
                **fit_kwargs) -> MatchedBridge:
     """Bridge matching: fit one direction's drift on minibatches coupled by ``coupling``.
 
     Each step draws ``batch_size`` points from each source, pairs them (``couple``), samples
-    ``t`` and the Brownian bridge ``X_t``, and takes an Adam step on :func:`matching_loss`.
+    ``t`` ~ U[0, 1 − t_gap] (forward; U[t_gap, 1] backward) and the Brownian bridge ``X_t``, and takes
+    an Adam step on :func:`matching_loss`.
     Sources are point tensors, marginals or callables ``(n, gen) → points``; ``pair_fn(n, gen) →
     (x0, x1)`` replaces the two sources and the coupling (IMF uses it to feed simulated pairs).
     ``net`` defaults to ``TimeMLP(dim)`` (pass your own to train on another device; it is trained in
@@ -253,25 +260,32 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
     keyword arguments go to :func:`lsbcore.train.fit` (e.g. ``checkpoint_every``, ``grad_clip``).
     ``parametrization="endpoint"`` wraps the net in :class:`EndpointDrift` and weights the loss by
     (1 − t)² (forward) / t² (backward): the same minimiser, a better-conditioned regression.
-    Returns a :class:`MatchedBridge` using the EMA weights. Notebook 02 §"Bridge matching".
+    Returns a :class:`MatchedBridge` using the EMA weights (its ``start`` draws from ``source0``).
+    Notebook 02 §"Bridge matching".
     """
-    sigma = check_positive(sigma, "sigma", allow_zero=True)
+    sigma = check_scale(sigma, "sigma", allow_zero=True)
+    seed = check_seed(seed)
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     if coupling not in COUPLINGS:
         raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}")
     batch_size = check_int(batch_size, "batch_size", minimum=2)
-    t_eps = check_positive(t_eps, "t_eps")
-    if t_eps >= 1:
-        raise ValueError(f"t_eps must be < 1, got {t_eps}")
+    t_gap = check_positive(t_gap, "t_gap")
+    if t_gap >= 1:
+        raise ValueError(f"t_gap must be < 1, got {t_gap}")
+    if sinkhorn_kwargs is not None and not isinstance(sinkhorn_kwargs, dict):
+        raise TypeError(f"sinkhorn_kwargs must be a dict, got {type(sinkhorn_kwargs).__name__}")
     sk = dict(tol=1e-3, max_iter=500, on_fail="warn")
     sk.update(sinkhorn_kwargs or {})
+    s0 = None
     if pair_fn is None:
         s0, s1 = _as_source(source0, "source0"), _as_source(source1, "source1")
 
-        def pair_fn(n, g):
-            x0, x1 = s0(n, g), s1(n, g)
-            return couple(x0, x1, coupling, sigma=sigma, seed=g, **(sk if coupling == "sinkhorn" else {}))
+        def pair_fn(n, gen):
+            x0, x1 = s0(n, gen), s1(n, gen)
+            return couple(x0, x1, coupling, sigma=sigma, seed=gen, **(sk if coupling == "sinkhorn" else {}))
+    elif not callable(pair_fn):
+        raise TypeError(f"pair_fn must be callable as pair_fn(n, gen), got {type(pair_fn).__name__}")
 
     if parametrization not in ("drift", "endpoint"):
         raise ValueError(f"parametrization must be 'drift' or 'endpoint', got {parametrization!r}")
@@ -282,10 +296,10 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
         net = EndpointDrift(net, direction)
     endpoint = isinstance(net, EndpointDrift)
 
-    def loss_fn(model, step, g):
-        x0, x1 = pair_fn(batch_size, g)
-        t = sample_times(batch_size, direction, t_eps, x0, g)
-        z = torch.randn(x0.shape, generator=g, device=x0.device, dtype=x0.dtype)
+    def loss_fn(model, step, gen):
+        x0, x1 = pair_fn(batch_size, gen)
+        t = sample_times(batch_size, direction, t_gap, x0, gen)
+        z = torch.randn(x0.shape, generator=gen, device=x0.device, dtype=x0.dtype)
         x_t = (1 - t) * x0 + t * x1 + sigma * torch.sqrt(t * (1 - t)) * z
         weight = model.remaining(t) ** 2 if endpoint else None
         return matching_loss(model, x_t, t, bridge_target(x0, x1, x_t, t, direction), weight)
@@ -294,14 +308,14 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
                desc=f"bridge matching ({direction})", **fit_kwargs)
     trained = (hist.ema if hist.ema is not None else net).eval()
     fwd, bwd = (trained, None) if direction == "forward" else (None, trained)
-    bridge = MatchedBridge(fwd, sigma, bwd, dim=getattr(net, "dim", None))
+    bridge = MatchedBridge(fwd, sigma, bwd, dim=getattr(net, "dim", None), source0=s0)
     bridge.history = {direction: hist.losses}
     return bridge
 
 
 def imf(source0: Source, source1: Source, sigma: float, *, iterations: int = 4, steps: int = 1000,
         batch_size: int = 256, pool: int = 2048, sample_steps: int = 50, coupling: str = "independent",
-        net: Optional[nn.Module] = None, lr: float = 1e-3, t_eps: float = 1e-2, seed: int = 0,
+        net: Optional[nn.Module] = None, lr: float = 1e-3, t_gap: float = 1e-2, seed: int = 0,
         ema: float = 0.999, progress: bool = True, sinkhorn_kwargs: Optional[dict] = None) -> MatchedBridge:
     """Iterative Markovian fitting (DSBM, Shi et al. 2023): alternate backward and forward refits.
 
@@ -320,8 +334,10 @@ def imf(source0: Source, source1: Source, sigma: float, *, iterations: int = 4, 
 
     iterations = check_int(iterations, "iterations", minimum=0)
     pool = check_int(pool, "pool", minimum=2)
+    sample_steps = check_int(sample_steps, "sample_steps")
+    seed = check_seed(seed)
     s0, s1 = _as_source(source0, "source0"), _as_source(source1, "source1")
-    common = dict(batch_size=batch_size, lr=lr, t_eps=t_eps, ema=ema, progress=progress)
+    common = dict(batch_size=batch_size, lr=lr, t_gap=t_gap, ema=ema, progress=progress)
     if net is None:
         net = TimeMLP(s0(2, generator(seed)).shape[1], seed=seed)
     template = copy.deepcopy(net)
@@ -329,16 +345,16 @@ def imf(source0: Source, source1: Source, sigma: float, *, iterations: int = 4, 
                         sinkhorn_kwargs=sinkhorn_kwargs, **common)
     histories = {"forward_0": bridge.history["forward"]}
     fwd_net, bwd_net = bridge.forward_net, None
-    g = generator(seed + 1)
+    gen = generator(seed + 1)
     for k in range(1, iterations + 1):
         direction = "backward" if k % 2 == 1 else "forward"
         if direction == "backward":   # pairs (X0, X̂1) from the forward SDE
-            x0 = s0(pool, g)
-            x1 = sde_sample(MatchedBridge(fwd_net, sigma), x0, steps=sample_steps, seed=g).x
+            x0 = s0(pool, gen)
+            x1 = sde_sample(MatchedBridge(fwd_net, sigma), x0, steps=sample_steps, seed=gen).x
         else:                          # pairs (X̂0, X1) from the backward SDE
-            x1 = s1(pool, g)
+            x1 = s1(pool, gen)
             x0 = sde_sample(MatchedBridge(None, sigma, bwd_net), x1, steps=sample_steps,
-                            direction="backward", seed=g).x
+                            direction="backward", seed=gen).x
         pairs = (x0.detach(), x1.detach())
 
         def pair_fn(n, gen, pairs=pairs):
@@ -355,7 +371,7 @@ def imf(source0: Source, source1: Source, sigma: float, *, iterations: int = 4, 
             bwd_net = new.backward_net
         else:
             fwd_net = new.forward_net
-    out = MatchedBridge(fwd_net, sigma, bwd_net, dim=bridge.dim)
+    out = MatchedBridge(fwd_net, sigma, bwd_net, dim=bridge.dim, source0=s0)
     out.history = histories
     return out
 
@@ -366,8 +382,6 @@ def _check_pairs(x0, x1, t):
     if x0.shape[0] != x1.shape[0]:
         raise ValueError(f"x0 and x1 must have the same number of rows, got {x0.shape[0]} and {x1.shape[0]}")
     check_same_device(x0=x0, x1=x1)
-    from ..utils import check_time
-
     t = check_time(t, "t", batch=x0.shape[0], like=x0)
     return x0, x1, t
 

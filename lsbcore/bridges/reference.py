@@ -4,7 +4,7 @@ Every reference here is a scalar linear SDE (the same coefficients in each coord
 
     dX_t = a(t) X_t dt + g(t) dW_t,
 
-so its transition kernels are Gaussian in closed form (theory.md §1, §2, §4):
+so its transition kernels are Gaussian in closed form (docs/theory.md §1, §2, §4):
 
     X_t | X_s = x  ~  N( α(s, t) x,  v(s, t) I ),   α(s, t) = exp(∫_s^t a),
                                                     v(s, t) = ∫_s^t α(u, t)² g(u)² du.
@@ -25,27 +25,22 @@ Notebook 02 §"Brownian bridges" explains all of this.
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 import torch
 
 from ..bridge import Bridge
-from ..utils import Seed, check_points, check_positive, check_same_device, check_time, generator
+from ..utils import Seed, as_real_tensor, check_int, check_points, check_positive, check_scale, check_same_device, check_state, check_time, generator
 
 _LOG2PI = math.log(2 * math.pi)
+_C_MAX = 20.0  # OU: e^(4|c|) (a product of two transition variances) must stay a float32
 
 
-def _time(t, like: torch.Tensor, name: str = "t") -> torch.Tensor:
-    """Validated time tensor broadcastable to ``(batch, 1)`` on ``like``'s device and dtype."""
-    return check_time(t, name, batch=like.shape[0], like=like)
-
-
-def _t(t, like: torch.Tensor | None = None) -> torch.Tensor:
-    """Time as a tensor without checks (inner code, e.g. inside the sampler's loop)."""
-    if isinstance(t, torch.Tensor):
-        return t
-    if like is not None:
-        return torch.tensor(float(t), dtype=like.dtype, device=like.device)
-    return torch.tensor(float(t), dtype=torch.get_default_dtype())
+def _coef_time(t, name: str = "t") -> torch.Tensor:
+    """A time for the coefficient functions (α, v, β, ∫β): checked by :func:`~lsbcore.utils.check_time`,
+    returned in its own shape (a float → a 0-d tensor of the default dtype, a tensor keeps its dtype)."""
+    shape = t.shape if isinstance(t, torch.Tensor) else ()
+    return check_time(t, name).reshape(shape)
 
 
 def _check_order(s: torch.Tensor, t: torch.Tensor) -> None:
@@ -58,8 +53,15 @@ class LinearReference(Bridge):
 
     Subclasses define ``a(t)``, ``diffusion(t)`` (= g(t)), ``log_mean_coef(s, t)`` (= ∫_s^t a) and
     ``transition_var(s, t)``; everything else (kernels, bridge sampling) follows. Notebook 02
-    §"Brownian bridges".
+    §"Brownian bridges". As a Bridge a reference has only its forward ``drift``: its time reversal
+    and its score depend on a law at t = 0, which a reference does not fix.
     """
+
+    unavailable = {
+        "backward_drift": "a reference process fixes no law at t=0, and its time reversal depends on one",
+        "score": "a reference process fixes no law at t=0, so its marginals (and their score) are unknown",
+        "start": "a reference process has no law of its own at t=0: pass start points to lsbcore.sample",
+    }
 
     def a(self, t):
         raise NotImplementedError
@@ -74,17 +76,19 @@ class LinearReference(Bridge):
 
     def mean_coef(self, s, t) -> torch.Tensor:
         """α(s, t) = exp(∫_s^t a): ``E[X_t | X_s = x] = α(s, t) x``."""
-        return torch.exp(self.log_mean_coef(_t(s), _t(t)))
+        return torch.exp(self.log_mean_coef(_coef_time(s, "s"), _coef_time(t)))
 
     # ------------------------------------------------------------------ Bridge face
     def drift(self, x: torch.Tensor, t) -> torch.Tensor:
-        """The reference drift a(t) x (no argument checks: called inside the sampler's loop)."""
-        return self.a(_t(t, x)) * x
+        """The reference drift a(t) x (values of x and t checked on the CPU only: no GPU sync)."""
+        x = check_state(x, "x")
+        return self.a(check_time(t, "t", batch=x.shape[0], like=x)) * x
 
     # ------------------------------------------------------------------ transition kernels
     def _st(self, x, s, t):
         x = check_points(x, "x")
-        s, t = _time(s, x, "s"), _time(t, x, "t")
+        s = check_time(s, "s", batch=x.shape[0], like=x)
+        t = check_time(t, "t", batch=x.shape[0], like=x)
         _check_order(s, t)
         return x, s, t
 
@@ -139,7 +143,7 @@ class LinearReference(Bridge):
         check_same_device(x0=x0, x1=x1)
         if x1.shape[0] != x0.shape[0]:
             raise ValueError(f"x1 has {x1.shape[0]} rows but x0 has {x0.shape[0]}")
-        return x0, x1.to(x0.dtype), _time(t, x0)
+        return x0, x1.to(x0.dtype), check_time(t, "t", batch=x0.shape[0], like=x0)
 
     def _bridge_mean(self, x0, x1, t):
         zero, one = torch.zeros_like(t), torch.ones_like(t)
@@ -159,12 +163,14 @@ class Brownian(LinearReference):
     """
 
     def __init__(self, sigma: float = 1.0):
-        self.sigma = check_positive(sigma, "sigma")
+        self.sigma = check_scale(sigma, "sigma")
 
     def a(self, t):
         return torch.zeros_like(t)
 
     def drift(self, x, t):
+        x = check_state(x, "x")
+        check_time(t, "t", batch=x.shape[0], like=x)
         return torch.zeros_like(x)
 
     def log_mean_coef(self, s, t):
@@ -175,17 +181,20 @@ class Brownian(LinearReference):
 
 
 class OU(LinearReference):
-    """Ornstein–Uhlenbeck ``dX = c X dt + g dW`` (theory.md §2; VSDM's Gaussian check uses c = −2, g = 2).
+    """Ornstein–Uhlenbeck ``dX = c X dt + g dW`` (docs/theory.md §2; VSDM's Gaussian check uses c = −2, g = 2).
 
     α(s, t) = e^{c(t−s)}, v(s, t) = g² (e^{2c(t−s)} − 1)/(2c) (→ g²(t−s) as c → 0).
     Notebook 02 §"Brownian bridges".
     """
 
     def __init__(self, c: float = -1.0, g: float = 1.0):
-        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
-            raise ValueError(f"c must be a finite real number, got {c!r}")
+        if isinstance(c, bool) or not isinstance(c, Real):
+            raise TypeError(f"c must be a real number (the OU rate), got {type(c).__name__}")
+        if not (math.isfinite(c) and abs(c) <= _C_MAX):
+            raise ValueError(f"c must be a finite rate with |c| ≤ {_C_MAX:g}, got {c}: beyond it e^(4|c|) (a product "
+                             f"of two transition variances of the bridge) leaves float32")
         self.c = float(c)
-        self.sigma = check_positive(g, "g")
+        self.sigma = check_scale(g, "g")
 
     def a(self, t):
         return torch.full_like(t, self.c)
@@ -215,6 +224,8 @@ class VP(LinearReference):
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, beta_r: float = 1.0):
         self.beta_min = check_positive(beta_min, "beta_min")
         self.beta_max = check_positive(beta_max, "beta_max")
+        if self.beta_max > 1e6:
+            raise ValueError(f"beta_max must be ≤ 1e6 (the drift −½β x must stay a float32), got {self.beta_max:g}")
         self.beta_r = check_positive(beta_r, "beta_r")
         if self.beta_max < self.beta_min:
             raise ValueError(f"beta_max must be ≥ beta_min, got {beta_max} < {beta_min}")
@@ -222,12 +233,12 @@ class VP(LinearReference):
 
     def beta(self, t) -> torch.Tensor:
         """β_t = β_min + t^{β_r} (β_max − β_min)."""
-        t = _t(t)
+        t = _coef_time(t)
         return self.beta_min + t.clamp(min=0) ** self.beta_r * (self.beta_max - self.beta_min)
 
     def int_beta(self, t) -> torch.Tensor:
         """∫_0^t β_u du in closed form."""
-        t = _t(t)
+        t = _coef_time(t)
         r = self.beta_r
         return self.beta_min * t + (self.beta_max - self.beta_min) * t.clamp(min=0) ** (r + 1) / (r + 1)
 
@@ -241,7 +252,7 @@ class VP(LinearReference):
         return -0.5 * (self.int_beta(t) - self.int_beta(s))
 
     def transition_var(self, s, t):
-        return -torch.expm1(2 * self.log_mean_coef(_t(s), _t(t)))
+        return -torch.expm1(2 * self.log_mean_coef(_coef_time(s, "s"), _coef_time(t)))
 
     def __repr__(self):
         return f"VP(beta_min={self.beta_min}, beta_max={self.beta_max}, beta_r={self.beta_r})"
@@ -251,7 +262,7 @@ def brownian_bridge_sample(x0, x1, t, sigma: float = 1.0, seed: Seed = 0) -> tor
     """``X_t = (1−t) X0 + t X1 + σ √(t(1−t)) Z``: one point on the Brownian bridge per pair (X0, X1).
 
     ``t`` is one time or one per row (shape ``(batch,)`` or ``(batch, 1)``). With pairs drawn from a
-    coupling π this samples the mixture of bridges ∫ BB(x0, x1) dπ (theory.md §1, §6).
+    coupling π this samples the mixture of bridges ∫ BB(x0, x1) dπ (docs/theory.md §1, §2).
     Notebook 02 §"Brownian bridges".
     """
     return Brownian(sigma).bridge_sample(x0, x1, t, seed=seed)
@@ -259,8 +270,9 @@ def brownian_bridge_sample(x0, x1, t, sigma: float = 1.0, seed: Seed = 0) -> tor
 
 def _pin(v, name: str, dim: int | None = None) -> torch.Tensor:
     """A pin point: a vector ``(dim,)`` becomes ``(1, dim)``; a matrix ``(batch, dim)`` is one pin per row."""
-    if not isinstance(v, torch.Tensor):
-        v = torch.as_tensor(v, dtype=torch.get_default_dtype())
+    v = as_real_tensor(v, name)
+    if not torch.is_floating_point(v):
+        v = v.to(torch.get_default_dtype())
     if v.ndim == 1:
         v = v.reshape(1, -1)
     return check_points(v, name, dim=dim)
@@ -276,27 +288,58 @@ class BrownianBridge(Bridge):
     Notebook 02 §"Brownian bridges".
     """
 
+    data_end = 1
+
     def __init__(self, x1, sigma: float = 1.0, x0=None):
-        self.sigma = check_positive(sigma, "sigma")
+        self.sigma = check_scale(sigma, "sigma")
         self.x1 = _pin(x1, "x1")
         self.dim = self.x1.shape[1]
         self.x0 = None
         if x0 is not None:
             self.x0 = _pin(x0, "x0", dim=self.dim).to(self.x1.dtype)
             check_same_device(x0=self.x0, x1=self.x1)
+            if self.x0.shape[0] not in (1, self.x1.shape[0]) and self.x1.shape[0] != 1:
+                raise ValueError(f"x0 has {self.x0.shape[0]} pins but x1 has {self.x1.shape[0]}")
+        else:
+            why = "its start is not pinned, so its law at t=0 is unknown: pass x0=..."
+            self.unavailable = {"backward_drift": why, "score": why, "start": why}
+
+    def _prepare(self, x, t, singular: float):
+        """x and t checked; t = ``singular`` (1 forward, 0 backward) is refused where it can be seen
+        without a device sync (a float, or a CPU tensor)."""
+        x = check_state(x, "x", dim=self.dim)
+        t = check_time(t, "t", batch=x.shape[0], like=x)
+        if t.device.type == "cpu" and bool((t == singular).any()):
+            raise ValueError(f"t = {singular:g} is where this drift is singular (it divides by "
+                             f"{'1 − t' if singular else 't'}): stop short of it, e.g. t_gap > 0")
+        return x, t
 
     def drift(self, x, t):
-        return (self.x1.to(x.dtype) - x) / (1 - _t(t, x))
+        """(x1 − x)/(1 − t), singular at t = 1."""
+        x, t = self._prepare(x, t, 1.0)
+        return (self.x1.to(x) - x) / (1 - t)
 
     def backward_drift(self, x, t):
+        """(x0 − x)/t, singular at t = 0 (needs ``x0``)."""
         if self.x0 is None:
-            raise NotImplementedError("BrownianBridge without x0 has no backward drift: pass x0=...")
-        return (self.x0.to(x.dtype) - x) / _t(t, x)
+            raise self._unavailable("backward_drift")
+        x, t = self._prepare(x, t, 0.0)
+        return (self.x0.to(x) - x) / t
+
+    def start(self, n: int, *, seed: Seed = 0, device=None) -> torch.Tensor:
+        """``n`` copies of the pinned start ``x0`` (a point mass; ``n`` = the number of pins if one per row)."""
+        if self.x0 is None:
+            raise self._unavailable("start")
+        n = check_int(n, "n")
+        if self.x0.shape[0] not in (1, n):
+            raise ValueError(f"n must be {self.x0.shape[0]} (one start per pinned row), got {n}")
+        x0 = self.x0.expand(n, self.dim).clone()
+        return x0 if device is None else x0.to(device)
 
     def mean(self, t) -> torch.Tensor:
         """(1−t) x0 + t x1 (needs ``x0``)."""
         if self.x0 is None:
-            raise NotImplementedError("BrownianBridge.mean needs x0")
+            raise self._unavailable("start")
         t = check_time(t, "t", like=self.x1)
         return (1 - t) * self.x0 + t * self.x1
 

@@ -1,6 +1,6 @@
 """The closed-form Schrödinger bridge between two Gaussians (Notebook 01 §"Gaussian closed form").
 
-For ρ0 = N(m0, S0), ρ1 = N(m1, S1) and the reference process σW (theory.md §2; Janati et al. 2020,
+For ρ0 = N(m0, S0), ρ1 = N(m1, S1) and the reference process σW (docs/theory.md §3; Janati et al. 2020,
 Mallasto et al. 2022, Bunne et al. 2023) everything is explicit:
 
     D   = (4 S0^{1/2} S1 S0^{1/2} + σ⁴ I)^{1/2}
@@ -11,7 +11,7 @@ Mallasto et al. 2022, Bunne et al. 2023) everything is explicit:
                     M_t      = t S1 − (1−t) S0 + (1−t) Cᵀ − t C − σ² t I
     backward drift  b̂(x, t) = σ² ∇log ρ_t(x) − b(x, t) = −(M_t + σ² I) Σ_t^{-1} (x − μ_t) − (m1 − m0)
 
-M_t is theory.md's S_tᵀ. It follows from b(x, t) = E[(X1 − X_t)/(1−t) | X_t = x] for the mixture of
+M_t is the S_tᵀ of docs/theory.md §3. It follows from b(x, t) = E[(X1 − X_t)/(1−t) | X_t = x] for the mixture of
 Brownian bridges X_t = (1−t)X0 + tX1 + σ√(t(1−t)) Z, whose law is jointly Gaussian; the formula is
 regular at t = 0 and t = 1. Closed-form quantities are computed and stored in float64; ``drift`` and
 friends follow the dtype and device of ``x``.
@@ -24,9 +24,10 @@ import torch
 
 from ..bridge import Bridge
 from ..marginals import Gaussian
-from ..utils import Seed, check_int, check_points, check_positive, check_time, generator
+from ..utils import Seed, as_matrix, as_vector, check_device, check_int, check_scale, check_state, check_time, generator
 
 _DT = torch.float64
+_C_MAX = 15.0  # |c| beyond which the OU-reference closed form loses digits (float64)
 
 
 # ------------------------------------------------------------------------------ matrix helpers
@@ -40,53 +41,6 @@ def _sym_fn(a: torch.Tensor, fn) -> torch.Tensor:
 def sqrtm_spd(a: torch.Tensor) -> torch.Tensor:
     """Symmetric square root of a symmetric positive semi-definite matrix (Notebook 01 §Gaussian)."""
     return _sym_fn(a, lambda w: torch.sqrt(torch.clamp(w, min=0)))
-
-
-def _as_matrix(value, name: str, d: int | None, device) -> torch.Tensor:
-    """A float64 SPD matrix from a scalar (isotropic), a vector (diagonal) or a matrix."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a number, vector or matrix, got bool")
-    try:
-        a = torch.as_tensor(value, dtype=_DT, device=device) if not isinstance(value, torch.Tensor) else value
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{name} must be a number, vector or matrix, got {type(value).__name__}") from None
-    if not (torch.is_floating_point(a) or a.dtype in (torch.int32, torch.int64)):
-        raise TypeError(f"{name} must be real, got dtype {a.dtype}")
-    a = a.to(device=device, dtype=_DT)
-    if a.ndim == 0:
-        a = a * torch.eye(d or 1, dtype=_DT, device=device)
-    elif a.ndim == 1:
-        a = torch.diag(a)
-    if a.ndim != 2 or a.shape[0] != a.shape[1]:
-        raise ValueError(f"{name} must be a square matrix, got shape {tuple(a.shape)}")
-    if d is not None and a.shape[0] != d:
-        raise ValueError(f"{name} has dimension {a.shape[0]} but the problem has dimension {d}")
-    if not bool(torch.isfinite(a).all()):
-        raise ValueError(f"{name} contains NaN or inf")
-    if not torch.allclose(a, a.T, rtol=1e-8, atol=1e-10):
-        raise ValueError(f"{name} must be symmetric")
-    if bool((torch.linalg.eigvalsh(a) <= 0).any()):
-        raise ValueError(f"{name} must be positive definite (symmetric positive definite covariance)")
-    return 0.5 * (a + a.T)
-
-
-def _as_vector(value, name: str, d: int, device) -> torch.Tensor:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a number or a vector, got bool")
-    try:
-        m = torch.as_tensor(value, dtype=_DT, device=device) if not isinstance(value, torch.Tensor) else value
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{name} must be a number or a vector, got {type(value).__name__}") from None
-    m = m.to(device=device, dtype=_DT)
-    if m.ndim == 0:
-        m = m * torch.ones(d, dtype=_DT, device=device)
-    if m.ndim != 1:
-        raise ValueError(f"{name} must be a vector of shape ({d},), got {tuple(m.shape)}")
-    if m.shape[0] != d:
-        raise ValueError(f"{name} has dimension {m.shape[0]} but the problem has dimension {d}")
-    if not bool(torch.isfinite(m).all()):
-        raise ValueError(f"{name} contains NaN or inf")
-    return m
 
 
 def _infer_dim(**values) -> int:
@@ -115,8 +69,9 @@ def monge_map(S0, S1) -> torch.Tensor:
     """The linear Monge map T = S0^{-1/2} (S0^{1/2} S1 S0^{1/2})^{1/2} S0^{-1/2} pushing N(0, S0) to
     N(0, S1) at least quadratic cost; the σ → 0 limit of the bridge has Cov(X0, X1) = S0 T
     (Notebook 01 §"Gaussian closed form")."""
-    S0 = _as_matrix(S0, "S0", None, None)
-    S1 = _as_matrix(S1, "S1", S0.shape[0], S0.device)
+    d = _infer_dim(S0=S0, S1=S1)
+    S0 = as_matrix(S0, "S0", d, kind="pd")
+    S1 = as_matrix(S1, "S1", d, device=S0.device, kind="pd")
     r = sqrtm_spd(S0)
     ri = torch.linalg.inv(r)
     return ri @ sqrtm_spd(r @ S1 @ r) @ ri
@@ -124,7 +79,7 @@ def monge_map(S0, S1) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------- the bridge
 def _brownian_plan(S0: torch.Tensor, S1: torch.Tensor, s2: float):
-    """(D, C) of the Brownian-reference bridge with diffusion variance s2 (theory.md §2)."""
+    """(D, C) of the Brownian-reference bridge with diffusion variance s2 (docs/theory.md §3)."""
     eye = torch.eye(S0.shape[0], dtype=S0.dtype, device=S0.device)
     r0 = sqrtm_spd(S0)
     D = sqrtm_spd(4 * r0 @ S1 @ r0 + s2**2 * eye)
@@ -146,24 +101,30 @@ class GaussianBridge(Bridge):
     (forward for t ≤ ½, backward and Nelson's relation for t > ½). ``entropic_cost`` is Brownian-only.
     """
 
+    data_end = 1
+
     def __init__(self, m0, S0, m1, S1, sigma, *, c: float = 0.0):
-        self.sigma = check_positive(sigma, "sigma")
+        self.sigma = check_scale(sigma, "sigma")
         if isinstance(c, bool) or not isinstance(c, (int, float)):
             raise TypeError(f"c must be a real number (the OU rate of the reference), got {type(c).__name__}")
-        if not math.isfinite(c):
-            raise ValueError(f"c must be finite, got {c}")
+        if not (math.isfinite(c) and abs(c) <= _C_MAX):
+            raise ValueError(f"c must be a finite rate with |c| ≤ {_C_MAX:g}, got {c}: beyond it the OU reference "
+                             f"forgets its start (e^(-|c|) < 3e-7) and the closed form loses its precision")
         self.c = float(c)
         dev = next((v.device for v in (m0, S0, m1, S1) if isinstance(v, torch.Tensor)), torch.device("cpu"))
         d = _infer_dim(m0=m0, m1=m1, S0=S0, S1=S1)
         self.dim = d
-        self.m0, self.m1 = _as_vector(m0, "m0", d, dev), _as_vector(m1, "m1", d, dev)
-        self.S0, self.S1 = _as_matrix(S0, "S0", d, dev), _as_matrix(S1, "S1", d, dev)
+        self.m0, self.m1 = as_vector(m0, "m0", d, device=dev), as_vector(m1, "m1", d, device=dev)
+        self.S0, self.S1 = as_matrix(S0, "S0", d, device=dev, kind="pd"), as_matrix(S1, "S1", d, device=dev, kind="pd")
         if self.c == 0.0:
             self.D, C = _brownian_plan(self.S0, self.S1, self.sigma**2)
         else:
             tau = math.exp(self.c)
             self.D, C = _brownian_plan(tau**2 * self.S0, self.S1, self._xi(1.0))
             C = C / tau
+        if not (bool(torch.isfinite(self.D).all()) and bool(torch.isfinite(C).all())):
+            raise ValueError(f"sigma = {self.sigma:g} is out of scale with the covariances: σ⁴ over- or "
+                             f"underflows float64 in the closed form; rescale the problem")
         #: Cov(X0, X1) under the optimal static plan π* (not symmetric in general)
         self.cross_cov = C
 
@@ -217,13 +178,23 @@ class GaussianBridge(Bridge):
     def sample_plan(self, n: int, seed: Seed = 0, *, dtype=None, device=None):
         """n pairs (X0, X1) ~ π*, each (n, d). Notebook 01 §"three solvers"."""
         n = check_int(n, "n")
-        dev = torch.device(device) if device is not None else self.m0.device
-        g = generator(seed, dev)
+        dev = check_device(device) if device is not None else self.m0.device
+        gen = generator(seed, dev)
         chol = torch.linalg.cholesky(self.joint_cov()).to(dev)
-        z = torch.randn(n, 2 * self.dim, generator=g, device=dev, dtype=_DT)
+        z = torch.randn(n, 2 * self.dim, generator=gen, device=dev, dtype=_DT)
         xy = torch.cat([self.m0, self.m1]).to(dev) + z @ chol.T
         xy = xy.to(dtype or torch.get_default_dtype())
         return xy[:, : self.dim], xy[:, self.dim:]
+
+    def start(self, n: int, *, seed: Seed = 0, device=None) -> torch.Tensor:
+        """``n`` samples of ρ0 = N(m0, S0), the start law of generation (``data_end = 1``), in the
+        default dtype. Notebook 01 §"Gaussian closed form"."""
+        n = check_int(n, "n")
+        dev = check_device(device) if device is not None else self.m0.device
+        gen = generator(seed, dev)
+        z = torch.randn(n, self.dim, generator=gen, device=dev, dtype=_DT)
+        x0 = self.m0.to(dev) + z @ torch.linalg.cholesky(self.S0).to(dev).T
+        return x0.to(torch.get_default_dtype())
 
     # ---------------------------------------------------------------- marginals
     def _coeffs(self, t: torch.Tensor):
@@ -259,14 +230,12 @@ class GaussianBridge(Bridge):
 
     def mean(self, t):
         """μ_t = (1−t) m0 + t m1: (d,) for a float t, (B, d) for a tensor t of shape (B,) or (B, 1)."""
-        tt = check_time(_time_tensor(t, _DT, self.m0.device), "t", like=self.m0)
-        mu = self._coeffs(tt)[0]
+        mu = self._coeffs(check_time(t, "t", like=self.m0))[0]
         return mu[0] if _is_scalar(t) else mu
 
     def cov(self, t):
         """Σ_t: (d, d) for a float t, (B, d, d) for a tensor t."""
-        tt = check_time(_time_tensor(t, _DT, self.m0.device), "t", like=self.m0)
-        cov = self._coeffs(tt)[1]
+        cov = self._coeffs(check_time(t, "t", like=self.m0))[1]
         return cov[0] if _is_scalar(t) else cov
 
     def marginal(self, t: float) -> Gaussian:
@@ -278,12 +247,14 @@ class GaussianBridge(Bridge):
 
     # ---------------------------------------------------------------- dynamics
     def _prepare(self, x, t):
-        x = _check_x(x, self.dim)
-        t = _check_t(t, x)
+        x = check_state(x, "x", dim=self.dim)
+        t = check_time(t, "t", batch=x.shape[0], like=x)
         if t.shape[0] > 1 and t.stride(0) == 0:
             # one time for the whole batch, as the sampler passes it (an expanded view): compute the
             # d×d coefficients once instead of once per row, without looking at the values (no sync)
             t = t[:1]
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x, t = x.float(), t.float()   # no linear solves in half precision: compute in float32
         mu, cov, Ft, f0 = self._coeffs(t)
         return x - mu, cov, Ft, f0
 
@@ -291,20 +262,20 @@ class GaussianBridge(Bridge):
         """Forward drift of dX = b dt + σ dW. Brownian reference: b(x, t) = M_t Σ_t^{-1}(x − μ_t) + (m1 − m0)
         (Notebook 01 §"Gaussian closed form")."""
         xc, _, Ft, f0 = self._prepare(x, t)
-        return torch.einsum("bi,bij->bj", xc, Ft.expand(xc.shape[0], -1, -1)) + f0
+        return (torch.einsum("bi,bij->bj", xc, Ft.expand(xc.shape[0], -1, -1)) + f0).to(x.dtype)
 
     def backward_drift(self, x, t):
         """Backward drift b̂ = σ²∇log ρ_t − b (the drift of the time-reversed process, Notebook 01)."""
         xc, cov, Ft, f0 = self._prepare(x, t)
         eye = torch.eye(self.dim, dtype=xc.dtype, device=xc.device)
         Bt = -self.sigma**2 * torch.linalg.solve(cov, eye.expand_as(cov)) - Ft
-        return torch.einsum("bi,bij->bj", xc, Bt.expand(xc.shape[0], -1, -1)) - f0
+        return (torch.einsum("bi,bij->bj", xc, Bt.expand(xc.shape[0], -1, -1)) - f0).to(x.dtype)
 
     def score(self, x, t):
         """∇log ρ_t(x) = −Σ_t^{-1}(x − μ_t)."""
         xc, cov, _, _ = self._prepare(x, t)
         precision = torch.linalg.inv(cov).expand(xc.shape[0], -1, -1)
-        return -torch.einsum("bij,bj->bi", precision, xc)
+        return (-torch.einsum("bij,bj->bi", precision, xc)).to(x.dtype)
 
     def sample_path(self, n: int, n_steps: int = 100, seed: Seed = 0, *, dtype=None, device=None):
         """Exact bridge paths on the uniform time grid t_k = k / n_steps: a tensor (n_steps + 1, n, d).
@@ -313,14 +284,14 @@ class GaussianBridge(Bridge):
         X_{t+h} | X_t, X1 ~ N(X_t + h (X1 − X_t)/(1−t), σ² h (1−t−h)/(1−t)). Notebook 01 §dynamics.
         """
         n, n_steps = check_int(n, "n"), check_int(n_steps, "n_steps")
-        dev = torch.device(device) if device is not None else self.m0.device
-        g = generator(seed, dev)
-        x0, x1 = self.sample_plan(n, g, dtype=_DT, device=dev)
+        dev = check_device(device) if device is not None else self.m0.device
+        gen = generator(seed, dev)
+        x0, x1 = self.sample_plan(n, gen, dtype=_DT, device=dev)
         h = 1.0 / n_steps
         out, x = [x0], x0
         for k in range(n_steps - 1):
             A, B, var = self._pin(h, 1 - k * h)
-            x = A * x + B * x1 + math.sqrt(var) * torch.randn(x.shape, generator=g, device=dev, dtype=_DT)
+            x = A * x + B * x1 + math.sqrt(var) * torch.randn(x.shape, generator=gen, device=dev, dtype=_DT)
             out.append(x)
         out.append(x1)
         return torch.stack(out).to(dtype or torch.get_default_dtype())
@@ -331,38 +302,5 @@ class GaussianBridge(Bridge):
 
 
 # ------------------------------------------------------------------------------ shared checks
-def _time_tensor(t, dtype, device):
-    """A Python number as a 0-d tensor of ``dtype`` without a float32 round trip."""
-    if isinstance(t, bool) or not isinstance(t, (int, float)):
-        return t
-    return torch.tensor(float(t), dtype=dtype, device=device)
-
-
 def _is_scalar(t) -> bool:
     return not isinstance(t, torch.Tensor) or t.ndim == 0
-
-
-def _check_x(x, dim: int) -> torch.Tensor:
-    """(batch, dim) floating tensor. Values are checked for NaN/inf only on CPU (no device sync)."""
-    if isinstance(x, torch.Tensor) and x.device.type != "cpu":
-        if not torch.is_floating_point(x) or x.ndim != 2 or x.shape[1] != dim:
-            raise ValueError(f"x must be a floating tensor of shape (batch, {dim}), got {tuple(x.shape)}")
-        return x
-    return check_points(x, "x", dim=dim)
-
-
-def _check_t(t, x: torch.Tensor) -> torch.Tensor:
-    """Time as an (B or 1, 1) tensor in x's dtype/device; values checked on CPU only (no sync)."""
-    if not isinstance(t, torch.Tensor):
-        check_time(t, "t")  # a Python number: range-checked on the host
-        t = _time_tensor(t, x.dtype, x.device)
-    if x.device.type != "cpu":
-        t = t.to(dtype=x.dtype, device=x.device)
-        t = t.reshape(1, 1) if t.ndim == 0 else (t[:, None] if t.ndim == 1 else t)
-        if t.ndim != 2 or t.shape[1] != 1 or t.shape[0] not in (1, x.shape[0]):
-            raise ValueError(f"t must broadcast to ({x.shape[0]}, 1), got shape {tuple(t.shape)}")
-        return t
-    t = check_time(t, "t", batch=x.shape[0], like=x)
-    if t.ndim != 2 or t.shape[1] != 1:
-        raise ValueError(f"t must broadcast to ({x.shape[0]}, 1), got shape {tuple(t.shape)}")
-    return t

@@ -1,11 +1,13 @@
-"""The simulated path KL (lsbcore.bridges.vae_fbsde) against the closed forms of LinearSBVAE."""
+"""The simulated path KL (lsbcore.bridges.sbvae_pathkl) against the closed forms of LinearSBVAE, the MLP
+encoder, and fit_sbvae(objective="path_kl")."""
 import math
 
 import pytest
 import torch
 
-from lsbcore.bridges.vae import LinearEncoder, LinearSBVAE, SBVAEBridge
-from lsbcore.bridges.vae_fbsde import MLPEncoder, path_kl_mc, train_sbvae_fbsde
+from lsbcore.bridges.sbvae import LinearEncoder, MLPEncoder, SBVAEBridge, fit_sbvae
+from lsbcore.bridges.sbvae_exact import LinearSBVAE
+from lsbcore.bridges.sbvae_pathkl import path_kl_mc
 
 D64 = torch.float64
 
@@ -44,8 +46,8 @@ def linear_encoder(model: LinearSBVAE, kind: str):
 
 
 def data(model: LinearSBVAE, n: int, seed: int):
-    g = torch.Generator().manual_seed(seed)
-    return model.m0 + torch.randn(n, model.dim, generator=g, dtype=D64) @ torch.linalg.cholesky(model.S0).T
+    gen = torch.Generator().manual_seed(seed)
+    return model.m0 + torch.randn(n, model.dim, generator=gen, dtype=D64) @ torch.linalg.cholesky(model.S0).T
 
 
 def discrete_expectation(model: LinearSBVAE, steps: int, score) -> float:
@@ -245,22 +247,56 @@ def test_mlp_encoder_starts_as_the_reference_and_validates():
         SBVAEBridge(enc, lambda x, t: -x, param="velocity")
 
 
-def test_train_sbvae_fbsde_is_reproducible_and_samples_through_the_bridge_face():
+def test_fit_sbvae_path_kl_is_reproducible_and_samples_through_the_bridge_face():
     from lsbcore.marginals import eight_gaussians
     x = eight_gaussians(128, seed=0, radius=3.0)
-    kw = dict(steps=4, batch=32, sde_steps=4, width=16, encoder_width=8, seed=0, progress=False)
-    r1, r2 = train_sbvae_fbsde(x, encoder="mlp", **kw), train_sbvae_fbsde(x, encoder="mlp", **kw)
+    kw = dict(objective="path_kl", steps=4, batch_size=32, sde_steps=4, width=16, encoder_width=8, seed=0,
+              progress=False)
+    r1, r2 = fit_sbvae(x, encoder="mlp", **kw), fit_sbvae(x, encoder="mlp", **kw)
     assert r1.losses == r2.losses and len(r1.losses) == 4 and all(math.isfinite(v) for v in r1.losses)
     assert not any(p.requires_grad for p in r1.bridge.encoder.parameters())
     assert float(r1.bridge.encoder.net.net[-1].weight.abs().sum()) > 0     # the control was trained
     s = r1.bridge.sample(50, steps=10, seed=1)
     assert s.shape == (50, 2) and bool(torch.isfinite(s).all())
     torch.testing.assert_close(s, r2.bridge.sample(50, steps=10, seed=1))
-    rl = train_sbvae_fbsde(x, encoder="linear", form="continuous", **kw)
+    rl = fit_sbvae(x, encoder="linear", form="continuous", **kw)
     assert isinstance(rl.bridge.encoder, LinearEncoder) and rl.bridge.param == "score"
     with pytest.raises(ValueError, match="encoder"):
-        train_sbvae_fbsde(x, encoder="conv")
+        fit_sbvae(x, objective="path_kl", encoder="conv")
     with pytest.raises(ValueError, match="form"):
-        train_sbvae_fbsde(x, form="ito")
+        fit_sbvae(x, objective="path_kl", form="ito")
     with pytest.raises(ValueError, match="data"):
-        train_sbvae_fbsde(torch.full((10, 2), float("nan")))
+        fit_sbvae(torch.full((10, 2), float("nan")), objective="path_kl")
+
+
+def test_fit_sbvae_path_kl_equals_the_plain_loop_with_one_adam_of_two_groups():
+    """fit_sbvae trains the decoder through lsbcore.train.fit and gives the encoder its own Adam, which
+    steps from the gradient fit's backward left on it; that must be the plain joint loop, bit for bit."""
+    from lsbcore.marginals import eight_gaussians
+    from lsbcore.nets import TimeMLP
+    x = eight_gaussians(128, seed=0, radius=3.0)
+    res = fit_sbvae(x, objective="path_kl", encoder="linear", steps=4, batch_size=16, sde_steps=3, width=8,
+                    seed=0, progress=False)
+    enc, net = LinearEncoder(2), TimeMLP(2, width=8, depth=3, seed=0)
+    opt = torch.optim.Adam([{"params": enc.parameters(), "lr": 0.05}, {"params": net.parameters(), "lr": 5e-3}])
+    gen = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(4):
+        idx = torch.randint(0, x.shape[0], (16,), generator=gen)
+        est = path_kl_mc(enc, net, x[idx], steps=3, form="discrete", seed=gen)
+        opt.zero_grad(set_to_none=True)
+        est.value.backward()
+        opt.step()
+        losses.append(float(est))
+    assert res.losses == losses and res.encoder_steps == res.decoder_steps == 4
+    torch.testing.assert_close(res.bridge.encoder.K, enc.K.detach(), rtol=0, atol=0)
+    for p, q in zip(res.bridge.net.parameters(), net.parameters()):
+        torch.testing.assert_close(p, q.detach(), rtol=0, atol=0)
+
+
+def test_mlp_encoder_checks_its_time():
+    enc = MLPEncoder(2, width=4)
+    x = torch.zeros(3, 2)
+    for bad in (1.5, torch.full((3, 1), -0.1), torch.full((3, 1), float("nan"))):
+        with pytest.raises(ValueError, match="t"):
+            enc.control(x, bad)

@@ -1,4 +1,5 @@
-"""SB as a VAE (lsbcore.bridges.vae): exact linear-Gaussian terms, their identities, Monte Carlo checks."""
+"""SB as a VAE (lsbcore.bridges.sbvae_exact, lsbcore.bridges.sbvae, lsbcore.linear_sde): exact
+linear-Gaussian terms, their identities, Monte Carlo checks, the linear encoder's losses and fit_sbvae."""
 import math
 
 import numpy as np
@@ -6,8 +7,10 @@ import pytest
 import torch
 from scipy.integrate import solve_ivp
 
-from lsbcore.bridges.vae import (LinearEncoder, LinearSBVAE, SBVAEBridge, decoder_dsm_loss,
-                                 empirical_prior_loss, gaussian_kl, linear_sde_moments, train_sbvae)
+from lsbcore.bridges.sbvae import (LinearEncoder, SBVAEBridge, decoder_dsm_loss, empirical_prior_loss,
+                                   fit_sbvae)
+from lsbcore.bridges.sbvae_exact import LinearSBVAE
+from lsbcore.linear_sde import gaussian_kl, linear_sde_moments
 
 D64 = torch.float64
 
@@ -96,18 +99,18 @@ def test_score_based_special_case_prior_loss_free_of_theta_and_dsm_differs_by_a_
 def test_dsm_closed_form_against_monte_carlo():
     """E ∫ (g²/2)‖s_θ(X_t) − ∇log q_{t|0}‖² dt by sampling t, X_0 and X_t: within 5 standard errors."""
     model = LinearSBVAE(**CONFIGS["1d-score-based"])
-    t_min, n = 0.05, 200_000
-    g = torch.Generator().manual_seed(0)
-    t = t_min + (model.T - t_min) * torch.rand(n, generator=g, dtype=D64)
-    x0 = model.m0 + torch.randn(n, 1, generator=g, dtype=D64) * model.S0[0, 0].sqrt()
+    t_gap, n = 0.05, 200_000
+    gen = torch.Generator().manual_seed(0)
+    t = t_gap + (model.T - t_gap) * torch.rand(n, generator=gen, dtype=D64)
+    x0 = model.m0 + torch.randn(n, 1, generator=gen, dtype=D64) * model.S0[0, 0].sqrt()
     M, b = model.encoder_matrix
     mom = linear_sde_moments(M, b, model.g, model.m0, model.S0, t)
-    xi = torch.randn(n, generator=g, dtype=D64) * mom.noise_cov[:, 0, 0].sqrt()
+    xi = torch.randn(n, generator=gen, dtype=D64) * mom.noise_cov[:, 0, 0].sqrt()
     xt = mom.Phi[:, 0, 0] * x0[:, 0] + mom.shift[:, 0] + xi
     s = model.A[0, 0] * xt + model.a[0]
-    vals = (model.T - t_min) * 0.5 * model.g**2 * (s + xi / mom.noise_cov[:, 0, 0]) ** 2
+    vals = (model.T - t_gap) * 0.5 * model.g**2 * (s + xi / mom.noise_cov[:, 0, 0]) ** 2
     se = float(vals.std()) / math.sqrt(n)
-    assert abs(float(vals.mean()) - model.dsm_loss(t_min)) < 5 * se
+    assert abs(float(vals.mean()) - model.dsm_loss(t_gap)) < 5 * se
 
 
 def test_decoder_marginal_and_drift_matching_against_euler_maruyama():
@@ -115,10 +118,10 @@ def test_decoder_marginal_and_drift_matching_against_euler_maruyama():
     model = LinearSBVAE(**CONFIGS["2d-controlled"])
     n, steps = 2000, 100
     h = model.T / steps
-    g = torch.Generator().manual_seed(1)
+    gen = torch.Generator().manual_seed(1)
     M, b = model.encoder_matrix
     # encoder paths: drift matching integrand along the way (score of q_t from the closed form)
-    x = model.m0 + torch.randn(n, 2, generator=g, dtype=D64) @ torch.linalg.cholesky(model.S0).T
+    x = model.m0 + torch.randn(n, 2, generator=gen, dtype=D64) @ torch.linalg.cholesky(model.S0).T
     ts = torch.arange(steps, dtype=D64) * h
     m, S = model.q(ts + 0.5 * h)
     Si = torch.linalg.inv(S)
@@ -127,7 +130,7 @@ def test_decoder_marginal_and_drift_matching_against_euler_maruyama():
         x_mid = x + 0.5 * h * (x @ M.T + b)       # midpoint in time for the integrand (≈ X at t + h/2)
         diff = x_mid @ model.A.T + model.a + (x_mid - m[j]) @ Si[j].T
         acc += h * 0.5 * model.g**2 * (diff**2).sum(1)
-        x = x + h * (x @ M.T + b) + model.g * math.sqrt(h) * torch.randn(n, 2, generator=g, dtype=D64)
+        x = x + h * (x @ M.T + b) + model.g * math.sqrt(h) * torch.randn(n, 2, generator=gen, dtype=D64)
     mT, ST = model.q(torch.tensor([model.T], dtype=D64))
     se = float(acc.std()) / math.sqrt(n)
     assert abs(float(acc.mean()) - model.drift_matching()) < 5 * se + 0.03   # + Euler bias O(h) = O(0.02)
@@ -135,9 +138,9 @@ def test_decoder_marginal_and_drift_matching_against_euler_maruyama():
     # decoder: reverse-time SDE from the prior, dY = (N Y + n) ds + g dW
     N = -M + model.g**2 * model.A
     nv = -b + model.g**2 * model.a
-    y = math.sqrt(model.prior_var) * torch.randn(n, 2, generator=g, dtype=D64)
+    y = math.sqrt(model.prior_var) * torch.randn(n, 2, generator=gen, dtype=D64)
     for _ in range(steps):
-        y = y + h * (y @ N.T + nv) + model.g * math.sqrt(h) * torch.randn(n, 2, generator=g, dtype=D64)
+        y = y + h * (y @ N.T + nv) + model.g * math.sqrt(h) * torch.randn(n, 2, generator=gen, dtype=D64)
     mu, Sig = model.p_theta()
     sd = Sig.diagonal().sqrt()
     assert bool(((y.mean(0) - mu).abs() < 5 * sd / math.sqrt(n) + 0.01).all())
@@ -185,8 +188,8 @@ def test_sbvae_bridge_with_exact_score_samples_the_data(method):
     bridge = SBVAEBridge(enc, ExactEps(model, enc), prior_var=1.0)
     # start from the exact q_1 so the only errors are the sampler's and Monte Carlo's
     n = 2000
-    g = torch.Generator().manual_seed(3)
-    x1 = mT[0] + torch.randn(n, 2, generator=g, dtype=D64) @ torch.linalg.cholesky(ST[0]).T
+    gen = torch.Generator().manual_seed(3)
+    x1 = mT[0] + torch.randn(n, 2, generator=gen, dtype=D64) @ torch.linalg.cholesky(ST[0]).T
     from lsbcore.sde import sample
     x0 = sample(bridge, x1, method=method, steps=50, t0=1e-3, t1=1.0, direction="backward", seed=4).x
     # Monte Carlo: SE(mean) ≈ √(0.5/n) ≈ 0.016, SE(cov) ≈ √(2/n)·0.5 ≈ 0.016; steps h = 0.02 add O(h)
@@ -230,19 +233,83 @@ def test_dsm_loss_is_minimal_at_the_exact_noise_predictor():
     assert losses[1.0] < losses[0.9] and losses[1.0] < losses[1.1]
 
 
-def test_train_sbvae_schedules_are_reproducible_and_validated():
+def test_fit_sbvae_schedules_are_reproducible_and_validated():
     from lsbcore.marginals import eight_gaussians
     x = eight_gaussians(256, seed=0, radius=3.0)
-    kw = dict(schedule="staged", decoder_steps=5, max_encoder_steps=40, plateau_window=10, batch=64,
-              n_mc=64, width=16, seed=0)
-    r1, r2 = train_sbvae(x, **kw), train_sbvae(x, **kw)
-    assert r1.prior_losses == r2.prior_losses and r1.decoder_losses == r2.decoder_losses
-    assert r1.encoder_steps <= 40 and len(r1.decoder_losses) == 5
+    kw = dict(schedule="staged", steps=5, max_encoder_steps=40, plateau_window=10, batch_size=64,
+              n_mc=64, width=16, seed=0, progress=False)
+    r1, r2 = fit_sbvae(x, **kw), fit_sbvae(x, **kw)
+    assert r1.prior_losses == r2.prior_losses and r1.losses == r2.losses
+    assert r1.encoder_steps <= 40 and len(r1.losses) == 5 and r1.decoder_steps == 5
     assert r1.prior_losses[-1] < r1.prior_losses[0]           # the encoder learned to contract
     assert not any(p.requires_grad for p in r1.bridge.encoder.parameters())
-    rj = train_sbvae(x, schedule="joint", decoder_steps=5, batch=64, n_mc=64, width=16, seed=0)
-    assert rj.encoder_steps == 5
+    rj = fit_sbvae(x, schedule="joint", steps=5, batch_size=64, n_mc=64, width=16, seed=0, progress=False)
+    assert rj.encoder_steps == 5 and len(rj.prior_losses) == 5
     with pytest.raises(ValueError, match="schedule"):
-        train_sbvae(x, schedule="alternating")
+        fit_sbvae(x, schedule="alternating")
     with pytest.raises(ValueError, match="data"):
-        train_sbvae(torch.full((10, 2), float("nan")))
+        fit_sbvae(torch.full((10, 2), float("nan")))
+
+
+# ------------------------------------------------------------------------------- the boundary
+def test_times_are_checked_at_every_verb():
+    enc = LinearEncoder(2, c=-0.5)
+    bridge = SBVAEBridge(enc, ExactEps(LinearSBVAE([0.0, 0.0], 1.0, F=-0.5), enc))
+    x = torch.zeros(4, 2, dtype=D64)
+    for bad in (1.5, -0.1, float("nan"), torch.full((4, 1), 1.5), torch.full((4,), -0.5)):
+        for method in ("drift", "score", "backward_drift", "velocity"):
+            with pytest.raises(ValueError, match="t"):
+                getattr(bridge, method)(x, bad)
+        with pytest.raises(ValueError, match="t"):
+            enc.drift(x, bad)
+    with pytest.raises(ValueError, match="t"):
+        enc.transition(torch.tensor([-1.0], dtype=D64))
+    model = LinearSBVAE(**CONFIGS["2d-controlled"])          # T = 2: times in [0, 2]
+    model.q(torch.tensor([2.0], dtype=D64))
+    for bad in ([2.5], [-0.1], [float("nan")]):
+        with pytest.raises(ValueError, match="t"):
+            model.q(bad)
+        with pytest.raises(ValueError, match="t"):
+            model.p(bad)
+    with pytest.raises(ValueError, match="t_gap"):
+        model.drift_matching(3.0)
+    with pytest.raises(ValueError, match="t_gap"):
+        model.dsm_loss(0.0)
+
+
+def test_sbvae_bridge_face_and_start():
+    enc = LinearEncoder(2, c=-0.5)
+    bridge = SBVAEBridge(enc, lambda x, t: -x, param="score", prior_var=2.0)
+    assert bridge.data_end == 0 and bridge.provides("start") and bridge.provides("velocity")
+    z = bridge.start(20000, seed=1)
+    assert z.shape == (20000, 2) and abs(float(z.var()) - 2.0) < 0.1
+    for bad, exc in ((2**70, ValueError), ("a", TypeError), (1.5, TypeError)):
+        with pytest.raises(exc, match="seed"):
+            bridge.start(3, seed=bad)
+    from lsbcore.sde import generate
+    torch.testing.assert_close(bridge.sample(10, steps=5, seed=4),
+                               generate(bridge, 10, steps=5, t_gap=1e-3, seed=4).x, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(objective="elbo"), ValueError, "objective"),
+    (dict(objective="path_kl", schedule="staged"), ValueError, "schedule"),
+    (dict(encoder="mlp"), ValueError, "encoder"),
+    (dict(batch_size=0), ValueError, "batch_size"),
+    (dict(steps=0), ValueError, "steps"),
+    (dict(lr_encoder=-1.0), ValueError, "lr_encoder"),
+    (dict(lr_decoder=float("nan")), ValueError, "lr_decoder"),
+    (dict(prior_var=0.0), ValueError, "prior_var"),
+    (dict(seed=2**70), ValueError, "seed"),
+    (dict(g=float("inf")), ValueError, "g"),
+])
+def test_fit_sbvae_rejects_bad_arguments(kwargs, exc, match):
+    from lsbcore.marginals import eight_gaussians
+    with pytest.raises(exc, match=match):
+        fit_sbvae(eight_gaussians(32, seed=0), **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, err", [(dict(dim=0), "dim"), (dict(c=float("nan")), "c"), (dict(g=-1.0), "g")])
+def test_linear_encoder_validates(kwargs, err):
+    with pytest.raises((ValueError, TypeError), match=err):
+        LinearEncoder(**{"dim": 2, **kwargs})

@@ -1,4 +1,4 @@
-"""The SB-as-VAE bound for a nonlinear encoder, by simulation: the SB-FBSDE likelihood.
+"""The SB-as-VAE path KL for any encoder, by simulating encoder paths: the SB-FBSDE likelihood.
 
 With a learnable control u_φ that is a small MLP, the encoder SDE
 
@@ -6,7 +6,7 @@ With a learnable control u_φ that is a small MLP, the encoder SDE
 
 has marginals q_t with no closed form, so neither the prior loss KL(q_T ‖ p_prior) nor the score
 ∇log q_t in the drift-matching term can be evaluated. Their *sum* can. Two identities (Notebook 05
-§"A nonlinear encoder"):
+§2.6 "A nonlinear encoder"):
 
 - integration by parts, E_q[s · ∇log q] = −E_q[∇·s], turns drift matching into
       DM = E_Q ∫ (g²/2)(‖s_θ‖² + 2 ∇·s_θ) dt + E_Q ∫ (g²/2)‖∇log q_t‖² dt;
@@ -22,62 +22,30 @@ Adding them, the two Fisher-information terms cancel:
 Every term but the constant H(p_data) is an expectation over encoder paths: simulate them with
 Euler–Maruyama (reparametrised, so gradients reach φ) and take the divergences with autograd. This is
 (minus) the SB-FBSDE likelihood of Chen, Liu and Theodorou (2022) with Z = u_φ, Ẑ = g s_θ − u_φ;
-:meth:`lsbcore.bridges.vae.LinearSBVAE.sbfbsde_elbo` is its closed form for linear models, which the
+:meth:`lsbcore.bridges.sbvae_exact.LinearSBVAE.sbfbsde_elbo` is its closed form for linear models, which the
 tests use to check :func:`path_kl_mc`.
 
 On a time grid the formula is only approximate, and a flexible encoder learns to exploit the error.
 ``path_kl_mc(form="discrete")`` is the exact KL between the Euler–Maruyama encoder and decoder chains
-instead (no divergences, ≥ 0 at every step size); :func:`train_sbvae_fbsde` trains on it by default.
+instead (no divergences, ≥ 0 at every step size); ``lsbcore.fit_sbvae(objective="path_kl")`` trains on it
+by default. docs/theory.md §5.
 """
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ..utils import Seed, check_int, check_points, check_positive, generator
-from .vae import SBVAEBridge, encoder_reference, prior_log_density
 
-__all__ = ["MLPEncoder", "PathKLEstimate", "path_kl_mc", "FBSDEResult", "train_sbvae_fbsde"]
+__all__ = ["PathKLEstimate", "path_kl_mc", "prior_log_density"]
 
 
-class MLPEncoder(nn.Module):
-    """The encoder SDE ``dX = [c X + g u_φ(X, τ)] dt + g dW`` with u_φ a small time-conditioned MLP.
-
-    u_φ is a :class:`lsbcore.nets.TimeMLP` (``depth`` hidden layers of ``width``) whose last layer is
-    zero at the start, so the encoder starts as the plain reference ``dX = c X dt + g dW`` — as
-    :class:`~lsbcore.bridges.vae.LinearEncoder` does with K = k = 0. The network reads the normalised
-    time τ = t / T ∈ [0, 1] (on the bridge face T = 1, so τ = t). Unlike the linear encoder, X_t | X_0
-    has no closed form: train it with :func:`path_kl_mc`. Notebook 05 §"A nonlinear encoder".
-    """
-
-    def __init__(self, dim: int, *, width: int = 32, depth: int = 2, c: float = 0.0, g: float = 1.0,
-                 seed: int = 0):
-        from ..nets import TimeMLP
-
-        super().__init__()
-        self.dim, self.c, self.g = encoder_reference(dim, c, g)
-        self.net = TimeMLP(self.dim, width=width, depth=depth, seed=seed)
-        last = self.net.net[-1]
-        with torch.no_grad():
-            last.weight.zero_()
-            last.bias.zero_()
-
-    def control(self, x, t=None):
-        """u_φ(x, τ), shape ``(batch, dim)``; τ a float or a ``(batch, 1)`` tensor in [0, 1]."""
-        if t is None:
-            raise TypeError("t is required: the MLP control u_φ(x, t) depends on time")
-        dtype = next(self.net.parameters()).dtype
-        if isinstance(t, torch.Tensor):
-            t = t.to(dtype)
-        return self.net(x.to(dtype), t).to(x.dtype)
-
-    def drift(self, x, t=None):
-        """f + g u_φ = c x + g u_φ(x, τ)."""
-        return self.c * x + self.g * self.control(x, t)
+def prior_log_density(x, prior_var: float) -> torch.Tensor:
+    """log N(x; 0, prior_var I) per row of ``x`` (the prior p_prior of the decoder)."""
+    return -0.5 * (x**2).sum(-1) / prior_var - 0.5 * x.shape[1] * math.log(2 * math.pi * prior_var)
 
 
 @dataclass
@@ -133,7 +101,7 @@ def path_kl_mc(encoder: nn.Module, score, x0, *, T: float = 1.0, steps: int = 32
                seed: Seed = 0) -> PathKLEstimate:
     """Monte Carlo estimate of the path KL(Q_φ ‖ P_θ) for any encoder, by simulating encoder paths.
 
-    Uses (module docstring; Notebook 05 §"A nonlinear encoder")
+    Uses (module docstring; Notebook 05 §2.6 "A nonlinear encoder")
 
         KL(Q_φ ‖ P_θ) = −E log p_prior(X_T) − H(p_data) − E ∫_0^T ∇·b dt + E ∫_0^T (g²/2)(‖s_θ‖² + 2∇·s_θ) dt
 
@@ -155,10 +123,10 @@ def path_kl_mc(encoder: nn.Module, score, x0, *, T: float = 1.0, steps: int = 32
     No divergences are needed: the Brownian increments play the role of Hutchinson probes, and as
     h → 0 this tends to the continuous formula. Being a KL between two chains, it is ≥ KL(p_data ‖ p_θ^h)
     ≥ 0 at every step size, so a flexible encoder cannot lower it by exploiting a coarse grid — which it
-    can do with the continuous form (Notebook 05 §"A nonlinear encoder" reports it happening).
+    can do with the continuous form (Notebook 05 §2.6 "A nonlinear encoder" reports it happening).
 
     Args:
-        encoder: a :class:`MLPEncoder` or :class:`~lsbcore.bridges.vae.LinearEncoder` (``drift(x, τ)``, ``g``).
+        encoder: a :class:`~lsbcore.bridges.sbvae.MLPEncoder` or :class:`~lsbcore.bridges.sbvae.LinearEncoder` (``drift(x, τ)``, ``g``).
         score: the decoder score, a callable ``score(x, τ) -> (n, d)`` (e.g. a ``TimeMLP``), τ = t/T a
             ``(n, 1)`` column in [0, 1].
         x0: ``(n, d)`` data points, one path each.
@@ -246,86 +214,3 @@ def _chain_kl(encoder, score, x0, T, steps, prior_var, data_entropy, gen) -> Pat
         x, b = x1, b1
     log_prior = prior_log_density(x, prior_var)
     return _estimate(-log_prior + trans, log_prior, None, trans, data_entropy, steps)
-
-
-@dataclass
-class FBSDEResult:
-    """What :func:`train_sbvae_fbsde` returns: the bridge, the per-step bound −E[L_SB] and its s.e."""
-
-    bridge: SBVAEBridge
-    encoder: str
-    steps: int
-    seconds: float
-    losses: list = field(default_factory=list)
-    stderrs: list = field(default_factory=list)
-
-
-def train_sbvae_fbsde(data, *, encoder: str = "mlp", form: str = "discrete", steps: int = 1000, batch: int = 256,
-                      sde_steps: int = 20,
-                      c: float = 0.0, g: float = 1.0, prior_var: float = 1.0, width: int = 64, encoder_width: int = 32,
-                      lr_encoder: float | None = None, lr_decoder: float = 5e-3, seed: int = 0,
-                      progress: bool = True) -> FBSDEResult:
-    """Train encoder u_φ and decoder s_θ **jointly** on the simulated path KL (the SB-FBSDE objective).
-
-    Every step draws ``batch`` data points, simulates their encoder paths on [0, 1] with ``sde_steps``
-    Euler–Maruyama steps, and takes one Adam step on both φ and θ with :func:`path_kl_mc` (no data
-    entropy: the loss is −E[L_SB], an upper bound on the negative log-likelihood in nats per point).
-    ``form="discrete"`` (default) trains on the KL between the encoder and decoder chains, a true KL at
-    every step size, which the encoder cannot game and which bounds the likelihood of the decoder sampled
-    with ``bridge.sample(n, steps=sde_steps, t_min=0.0)``; ``form="continuous"`` uses the divergence
-    formula, which a flexible encoder can drive below zero on a coarse grid (about 3× slower, too).
-    ``encoder`` is ``"mlp"`` (:class:`MLPEncoder`, width ``encoder_width``) or ``"linear"``
-    (:class:`~lsbcore.bridges.vae.LinearEncoder`, the same objective for a like-for-like comparison).
-    The decoder is a ``TimeMLP`` that predicts the score s_θ(x, t) directly. ``lr_encoder`` defaults
-    to 0.05 for the linear encoder (as in ``train_sbvae``: six parameters that must travel far) and to
-    ``lr_decoder`` for the MLP.
-
-    Only the joint schedule is offered. The encoder-first schedule of :func:`~lsbcore.bridges.vae.train_sbvae`
-    trains φ on the prior loss alone, which needs H(q_T), i.e. ∫ E‖∇log q_t‖² dt — the score of a
-    density that is unknown for a nonlinear encoder. In the path KL that Fisher term cancels only
-    against the decoder's, so the encoder can only be trained *with* a decoder. Notebook 05 §"A nonlinear encoder".
-    """
-    from ..nets import TimeMLP
-    from .vae import LinearEncoder
-
-    if encoder not in ("mlp", "linear"):
-        raise ValueError(f"encoder must be 'mlp' or 'linear', got {encoder!r}")
-    if form not in ("continuous", "discrete"):
-        raise ValueError(f"form must be 'continuous' or 'discrete', got {form!r}")
-    data = check_points(data, "data")
-    steps = check_int(steps, "steps", minimum=0)
-    batch = check_int(batch, "batch")
-    sde_steps = check_int(sde_steps, "sde_steps")
-    d = data.shape[1]
-    gen = generator(seed, data.device)
-    if encoder == "mlp":
-        enc = MLPEncoder(d, width=encoder_width, c=c, g=g, seed=seed).to(device=data.device, dtype=data.dtype)
-    else:
-        enc = LinearEncoder(d, c=c, g=g).to(data.device)
-    net = TimeMLP(d, width=width, depth=3, seed=seed).to(device=data.device, dtype=data.dtype)
-    if lr_encoder is None:
-        lr_encoder = 0.05 if encoder == "linear" else lr_decoder
-    lr_encoder = check_positive(lr_encoder, "lr_encoder")
-    lr_decoder = check_positive(lr_decoder, "lr_decoder")
-    opt = torch.optim.Adam([{"params": enc.parameters(), "lr": lr_encoder},
-                            {"params": net.parameters(), "lr": lr_decoder}])
-    losses, stderrs = [], []
-    tic = time.perf_counter()
-    from tqdm.auto import tqdm
-
-    bar = tqdm(range(steps), desc=f"SB-FBSDE ({encoder} encoder)", disable=not progress, leave=False)
-    for step in bar:
-        idx = torch.randint(0, data.shape[0], (batch,), generator=gen, device=data.device)
-        est = path_kl_mc(enc, net, data[idx], T=1.0, steps=sde_steps, prior_var=prior_var, form=form, seed=gen)
-        opt.zero_grad(set_to_none=True)
-        est.value.backward()
-        opt.step()
-        losses.append(float(est))
-        stderrs.append(est.stderr)
-        if progress and (step + 1) % 25 == 0:
-            bar.set_postfix(bound=f"{losses[-1]:.3f}")
-    seconds = time.perf_counter() - tic
-    enc.requires_grad_(False)
-    net.requires_grad_(False)
-    bridge = SBVAEBridge(enc, net.eval(), prior_var=prior_var, param="score")
-    return FBSDEResult(bridge, encoder, steps, seconds, losses, stderrs)
