@@ -27,17 +27,35 @@ This module imports nothing from lsbcore but ``utils``: solvers and references b
 """
 from __future__ import annotations
 
+import functools
+from types import MappingProxyType
+
 import torch
 
-from .utils import Seed
+from .utils import Seed, check_state, check_time
 
 __all__ = ["Bridge", "MethodUnavailable", "FACE"]
+
+#: the face methods whose arguments (x, t) are checked at every public call
+_CHECKED = ("drift", "backward_drift", "score", "velocity")
 
 #: the methods of the face that a bridge may or may not provide
 FACE = ("drift", "backward_drift", "score", "velocity", "start")
 
 _WHAT = {"drift": "forward drift", "backward_drift": "backward drift", "score": "score",
          "velocity": "probability-flow velocity", "start": "start law"}
+
+
+def _checked(method):
+    """Wrap a face method so that it checks ``x`` (shape, dtype, finite on the CPU) and ``t`` (in [0, 1])."""
+    @functools.wraps(method)
+    def checked(self, x, t, *args, **kwargs):
+        x = check_state(x, "x", dim=self.dim)
+        check_time(t, "t", batch=x.shape[0], like=x)
+        return method(self, x, t, *args, **kwargs)
+
+    checked.unchecked = method
+    return checked
 
 
 class MethodUnavailable(NotImplementedError):
@@ -63,7 +81,22 @@ class Bridge:
     sigma: float = 0.0
     dim: int | None = None
     data_end: int = 1
-    unavailable: dict = {}
+    unavailable = MappingProxyType({})  # read-only: a subclass or an instance sets its own dict
+
+    def __init_subclass__(cls, **kwargs):
+        # Every drift / backward_drift / score / velocity a subclass writes is a public entry point:
+        # wrap it once here so that each one checks x and t at the door, and no subclass can forget.
+        super().__init_subclass__(**kwargs)
+        for name in _CHECKED:
+            method = cls.__dict__.get(name)
+            if callable(method) and not hasattr(method, "unchecked"):
+                setattr(cls, name, _checked(method))
+
+    def unchecked(self, name: str):
+        """The bound method ``name`` without the argument checks (for the sampler's inner loop, whose
+        states and times were checked once before it)."""
+        method = getattr(type(self), name)
+        return getattr(method, "unchecked", method).__get__(self, type(self))
 
     # ------------------------------------------------------------------ what is provided
     def _overrides(self, name: str) -> bool:

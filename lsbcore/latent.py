@@ -26,7 +26,7 @@ from .digits import evaluate_digits, load_digits
 from .metrics import w2
 from .nets import DigitsClassifier
 from .sde import SampleResult, sample
-from .utils import Seed, check_int, check_points, check_positive, check_seed, generator
+from .utils import Seed, check_int, check_points, check_positive, check_scale, check_seed, generator
 
 __all__ = ["METHODS", "sample_codes", "generate_digits", "plot_latent_paths", "sample_size_sweep", "loglog_fit"]
 
@@ -58,7 +58,7 @@ def sample_codes(method: str, points, n: int, *, sigma: float = 1.0, t_gap: floa
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     points = check_points(points, "points")
     n, steps = check_int(n, "n"), check_int(steps, "steps")
-    sigma = check_positive(sigma, "sigma")
+    sigma = check_scale(sigma, "sigma")
     t_gap = check_positive(t_gap, "t_gap")
     if t_gap >= 1:
         raise ValueError(f"t_gap must be in (0, 1), got {t_gap}")

@@ -100,7 +100,7 @@ def sample(bridge, x, *, method: str = "sde", steps: int = 100, t0: float = 0.0,
     if direction not in _DIRECTIONS:
         raise ValueError(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
     _check_bridge(bridge, method, direction)
-    x = check_points(x, "x")
+    x = check_points(x, "x", dim=bridge.dim if isinstance(bridge, Bridge) else None)
     steps = check_int(steps, "steps", minimum=1)
     for flag, name in ((keep_traj, "keep_traj"), (check_finite, "check_finite")):
         if not isinstance(flag, bool):
@@ -115,19 +115,25 @@ def sample(bridge, x, *, method: str = "sde", steps: int = 100, t0: float = 0.0,
         traj = torch.empty((steps + 1,) + tuple(x.shape), dtype=x.dtype, device=x.device)
         traj[0] = x
     if method == "sde":
-        f = bridge.drift if direction == "forward" else bridge.backward_drift
+        f = _method(bridge, "drift" if direction == "forward" else "backward_drift")
         diffusion = bridge.diffusion if callable(getattr(bridge, "diffusion", None)) else (lambda t: bridge.sigma)
         gen = generator(seed, x.device)
         x = _euler_maruyama(f, diffusion, x, t_full, hs, gen, traj)
         nfe = steps
     else:
-        x = _heun(bridge.velocity, x, t_full, hs, traj)
+        x = _heun(_method(bridge, "velocity"), x, t_full, hs, traj)
         nfe = 2 * steps
     if check_finite and not bool(torch.isfinite(x).all()):
         raise FloatingPointError(
             f"the {method.upper()} sampler produced NaN/inf: the drift blew up (a drift singular at the "
             f"end point? use t1 < 1 or t0 > 0), or steps={steps} is too few for a stiff drift")
     return SampleResult(x=x, traj=traj, times=times, nfe=nfe)
+
+
+def _method(bridge, name: str):
+    """The bridge's method ``name``; for a :class:`Bridge`, without the per-call checks of x and t
+    (the sampler checked them once, before the loop)."""
+    return bridge.unchecked(name) if isinstance(bridge, Bridge) else getattr(bridge, name)
 
 
 def _euler_maruyama(f, diffusion, x, t_full, hs, gen, traj):

@@ -114,11 +114,18 @@ def check_device(device, name: str = "device") -> torch.device:
         raise ValueError(f"{name} must name a torch device such as 'cpu' or 'cuda:0', got {device!r}") from None
 
 
-def check_int(value, name: str, *, minimum: int = 1) -> int:
+#: the largest count (samples, steps, bins, …) a torch size can hold
+MAX_COUNT = 2**63 - 1
+
+
+def check_int(value, name: str, *, minimum: int = 1, maximum: int = MAX_COUNT) -> int:
+    """An int in [minimum, maximum] (NumPy ints accepted, bools refused); errors name ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be ≥ {minimum}, got {value}")
+    if value > maximum:
+        raise ValueError(f"{name} must be ≤ {maximum}, got {value}")
     return int(value)
 
 
@@ -250,13 +257,13 @@ def time_column(t, x: torch.Tensor, name: str = "t") -> torch.Tensor:
     return check_time(t, name, batch=x.shape[0], like=x).expand(x.shape[0], 1)
 
 
-def as_real_tensor(value, name: str) -> torch.Tensor:
+def as_real_tensor(value, name: str, dtype=None) -> torch.Tensor:
     """``value`` (a tensor, array or nested list of numbers) as a real tensor, without a copy when it
     already is one; a TypeError naming ``name`` for strings, None, bools, complex numbers and ragged lists."""
     if isinstance(value, (str, bytes, bool)) or value is None:
         raise TypeError(f"{name} must be numbers (a tensor, array or list), got {type(value).__name__}")
     try:
-        out = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+        out = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=dtype)
     except (TypeError, ValueError, RuntimeError):
         raise TypeError(f"{name} must be numbers (a tensor, array or list), got {type(value).__name__}") from None
     if out.dtype == torch.bool or out.is_complex():
@@ -266,14 +273,7 @@ def as_real_tensor(value, name: str) -> torch.Tensor:
 
 def as_vector(value, name: str, d: int, *, dtype=torch.float64, device=None) -> torch.Tensor:
     """A finite vector of shape ``(d,)`` from a number (repeated) or a vector; errors name ``name``."""
-    if isinstance(value, (bool, str)):
-        raise TypeError(f"{name} must be a number or a vector, got {type(value).__name__}")
-    try:
-        v = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=dtype)
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{name} must be a number or a vector, got {type(value).__name__}") from None
-    if v.is_complex() or v.dtype == torch.bool:
-        raise TypeError(f"{name} must be real, got dtype {v.dtype}")
+    v = as_real_tensor(value, name, dtype)
     v = v.to(device=device if device is not None else v.device, dtype=dtype)
     if v.ndim == 0:
         v = v * torch.ones(d, dtype=dtype, device=v.device)
@@ -291,14 +291,7 @@ def as_matrix(value, name: str, d: int, *, dtype=torch.float64, device=None, kin
     semi-definite, e.g. a covariance that may be singular) or ``"pd"`` (symmetric positive definite).
     The one covariance coercer of the package; errors are ValueError/TypeError naming ``name``.
     """
-    if isinstance(value, (bool, str)):
-        raise TypeError(f"{name} must be a number, a vector or a matrix, got {type(value).__name__}")
-    try:
-        a = value.detach() if isinstance(value, torch.Tensor) else torch.as_tensor(value, dtype=dtype)
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{name} must be a number, a vector or a matrix, got {type(value).__name__}") from None
-    if a.is_complex() or a.dtype == torch.bool:
-        raise TypeError(f"{name} must be real, got dtype {a.dtype}")
+    a = as_real_tensor(value, name, dtype)
     a = a.to(device=device if device is not None else a.device, dtype=dtype)
     if a.ndim == 0:
         a = a * torch.eye(d, dtype=dtype, device=a.device)

@@ -35,7 +35,7 @@ from typing import Callable, Optional
 import torch
 
 from ..bridge import Bridge
-from ..utils import (Seed, check_int, check_points, check_positive, check_same_device, check_weights, generator,
+from ..utils import (Seed, check_int, check_points, check_positive, check_same_device, check_scale, check_weights, generator,
                      time_column)
 from .matching import MatchedBridge, fit_bridge
 
@@ -98,7 +98,7 @@ def follmer_mc_drift(x, t, log_density: Callable, sigma: float = 1.0, *, n_mc: i
     """
     x = check_points(x, "x")
     t = time_column(t, x)
-    sigma = check_positive(sigma, "sigma")
+    sigma = check_scale(sigma, "sigma")
     n_mc = check_int(n_mc, "n_mc", minimum=2)
     t_gap = check_positive(t_gap, "t_gap")
     if form not in FORMS:
@@ -153,7 +153,7 @@ class FollmerMC(Bridge):
         self.log_density = target.log_prob if callable(getattr(target, "log_prob", None)) else target
         if not callable(self.log_density):
             raise TypeError("target must be a callable log-density or have .log_prob")
-        self.sigma = check_positive(sigma, "sigma")
+        self.sigma = check_scale(sigma, "sigma")
         self.n_mc = check_int(n_mc, "n_mc", minimum=2)
         if form not in FORMS:
             raise ValueError(f"form must be one of {FORMS}, got {form!r}")
@@ -195,7 +195,7 @@ def empirical_follmer_drift(x, t, points, sigma: float = 1.0, weights=None, *,
     t = time_column(t, x)
     points = check_points(points, "points", dim=x.shape[1])
     check_same_device(x=x, points=points)
-    sigma = check_positive(sigma, "sigma")
+    sigma = check_scale(sigma, "sigma")
     t_gap = check_positive(t_gap, "t_gap")
     a = check_weights(weights, "weights", points.shape[0], like=points)
     gap = (1 - t).clamp(min=t_gap)
@@ -218,7 +218,7 @@ class EmpiricalFollmer(Bridge):
 
     def __init__(self, points, sigma: float = 1.0, weights=None, *, t_gap: float = 1e-4):
         self.points = check_points(points, "points")
-        self.sigma = check_positive(sigma, "sigma")
+        self.sigma = check_scale(sigma, "sigma")
         self.t_gap = check_positive(t_gap, "t_gap")
         self.log_a = torch.log(check_weights(weights, "weights", self.points.shape[0], like=self.points))
         self.dim = self.points.shape[1]
@@ -260,7 +260,7 @@ def gaussian_follmer_drift(x, t, mean, std: float, sigma: float = 1.0) -> torch.
     if mean.ndim > 1 or (mean.ndim == 1 and mean.shape[0] != x.shape[1]):
         raise ValueError(f"mean must be a scalar or have shape ({x.shape[1]},), got {tuple(mean.shape)}")
     s2 = check_positive(std, "std") ** 2
-    sigma2 = check_positive(sigma, "sigma") ** 2
+    sigma2 = check_scale(sigma, "sigma") ** 2
     return (sigma2 * mean + (s2 - sigma2) * x) / (sigma2 * (1 - t) + s2 * t)
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from ..bridge import Bridge
 from ..nets import TimeMLP
 from ..train import fit
-from ..utils import Seed, check_int, check_points, check_positive, check_same_device, generator, time_column
+from ..utils import Seed, check_int, check_points, check_positive, check_same_device, check_scale, generator, time_column
 from .follmer import POINT_MASS_START, origin, softmax_mean
 from .matching import matching_loss
 
@@ -38,7 +38,7 @@ def _checked(x, t, points, sigma):
     x = check_points(x, "x")
     points = check_points(points, "points", dim=x.shape[1])
     check_same_device(x=x, points=points)
-    return x, time_column(t, x), points.to(x.dtype), check_positive(sigma, "sigma")
+    return x, time_column(t, x), points.to(x.dtype), check_scale(sigma, "sigma")
 
 
 def heat_flow_drift(x, t, points, sigma: float = 1.0, *, t_gap: float = 1e-4) -> torch.Tensor:
@@ -83,7 +83,7 @@ class SmoothedFollmer(Bridge):
 
     def __init__(self, points, sigma: float = 1.0, *, t_gap: float = 1e-4):
         self.points = check_points(points, "points")
-        self.sigma = check_positive(sigma, "sigma")
+        self.sigma = check_scale(sigma, "sigma")
         self.t_gap = check_positive(t_gap, "t_gap")
         self.dim = self.points.shape[1]
 
@@ -121,7 +121,7 @@ class HeatFlowBridge(Bridge):
 
     def __init__(self, points, sigma: float = 1.0, *, net: Optional[nn.Module] = None, t_gap: float = 1e-4):
         self.points = check_points(points, "points")
-        self.sigma = check_positive(sigma, "sigma")
+        self.sigma = check_scale(sigma, "sigma")
         self.t_gap = check_positive(t_gap, "t_gap")
         self.net = net
         self.dim = self.points.shape[1]
@@ -172,7 +172,7 @@ def fit_heat_flow(points, sigma: float = 1.0, *, t_gap: float = 0.01, steps: int
     defaults to a TimeMLP. docs/theory.md §4.
     """
     points = check_points(points, "points")
-    sigma, t_gap = check_positive(sigma, "sigma"), check_positive(t_gap, "t_gap")
+    sigma, t_gap = check_scale(sigma, "sigma"), check_positive(t_gap, "t_gap")
     if t_gap >= 1:
         raise ValueError(f"t_gap must be < 1, got {t_gap}")
     batch_size = check_int(batch_size, "batch_size")

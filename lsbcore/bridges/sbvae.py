@@ -27,7 +27,7 @@ from torch import nn
 
 from ..bridge import Bridge
 from ..linear_sde import LinearMoments, linear_sde_moments, noise_score
-from ..utils import (Seed, check_int, check_points, check_positive, check_seed, check_time, generator,
+from ..utils import (Seed, check_int, check_points, check_positive, check_scale, check_seed, check_time, generator,
                      time_column)
 from .sbvae_pathkl import path_kl_mc, prior_log_density
 
@@ -44,7 +44,7 @@ def _reference(dim, c, g) -> tuple:
     dim = check_int(dim, "dim")
     if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
         raise ValueError(f"c must be a finite real number, got {c!r}")
-    return dim, float(c), check_positive(g, "g")
+    return dim, float(c), check_scale(g, "g")
 
 
 class LinearEncoder(nn.Module):

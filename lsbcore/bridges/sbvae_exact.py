@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..linear_sde import gaussian_kl, linear_sde_moments
-from ..utils import as_matrix, as_vector, check_int, check_positive
+from ..utils import as_matrix, as_vector, check_int, check_positive, check_scale
 
 __all__ = ["LinearSBVAE"]
 
@@ -73,7 +73,7 @@ class LinearSBVAE:
         self.S0 = as_matrix(data_cov, "data_cov", d, kind="pd")
         self.F, self.K, self.A = (as_matrix(v, name, d) for v, name in ((F, "F"), (K, "K"), (A, "A")))
         self.k, self.a = as_vector(k, "k", d), as_vector(a, "a", d)
-        self.g = check_positive(g, "g")
+        self.g = check_scale(g, "g")
         self.T = check_positive(T, "T")
         self.prior_var = check_positive(prior_var, "prior_var")
         self.n_quad = check_int(n_quad, "n_quad", minimum=2)

@@ -14,7 +14,7 @@ import math
 import torch
 
 from ..metrics import histogram_error, straightness, w2_report
-from ..utils import check_int, check_points, check_positive, check_time
+from ..utils import check_int, check_points, check_scale, check_time
 from .vsdm import VSDM
 
 __all__ = ["ou_gaussian_bridge_moments", "evaluate"]
@@ -35,7 +35,7 @@ def ou_gaussian_bridge_moments(m0, S0, m1, S1, c: float, g: float, t):
 
     if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c == 0:
         raise ValueError(f"c must be a finite non-zero real number, got {c!r}")
-    g = check_positive(g, "g")
+    g = check_scale(g, "g")
     t = check_time(torch.as_tensor(t, dtype=_DT).reshape(-1)).reshape(-1)
     xi = lambda u: g**2 * (1 - torch.exp(-2 * c * torch.as_tensor(u, dtype=_DT))) / (2 * c)  # noqa: E731
     xi1 = float(xi(1.0))
