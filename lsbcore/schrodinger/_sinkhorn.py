@@ -95,12 +95,12 @@ def _offset_and_spread(x0, x1) -> tuple[float, float]:
 def log_sinkhorn_step(potential: torch.Tensor, C: torch.Tensor, eps: float, log_weights: torch.Tensor) -> torch.Tensor:
     """One log-domain Sinkhorn half-step (Notebook 01 §Sinkhorn, exercise "one half-step").
 
-    Given the potential ``g`` (m,) on the other side, the cost ``C`` (n, m) and ``log b`` (m,)::
+    Given the potential ``f1`` (m,) on the other side, the cost ``C`` (n, m) and ``log b`` (m,)::
 
-        f_i = −eps · log Σ_j exp(log b_j + (g_j − C_ij) / eps)
+        f0_i = −eps · log Σ_j exp(log b_j + (f1_j − C_ij) / eps)
 
-    which makes the rows of ``π = a bᵀ exp((f + g − C)/eps)`` sum to ``a``. For the other
-    half-step pass ``f``, ``C.T`` and ``log a``. Uses log-sum-exp, so it never overflows.
+    which makes the rows of ``π = a bᵀ exp((f0 + f1 − C)/eps)`` sum to ``a``. For the other
+    half-step pass ``f0``, ``C.T`` and ``log a``. Uses log-sum-exp, so it never overflows.
     """
     eps = check_positive(eps, "eps")
     if not isinstance(C, torch.Tensor) or C.ndim != 2:
@@ -142,7 +142,7 @@ def sinkhorn(x0, x1, eps, a=None, b=None, *, normalize: bool = False, tol: float
     docs/theory.md §1.
 
     Returns:
-        :class:`SinkhornResult` with potentials ``f``, ``g``, ``plan()``, ``errors``, ``n_iter``,
+        :class:`SinkhornResult` with potentials ``f0``, ``f1``, ``plan()``, ``errors``, ``n_iter``,
         ``converged`` and ``sample_pairs``.
     """
     check_same_device(x0=x0, x1=x1, a=a, b=b)
@@ -360,7 +360,7 @@ def _solve(C, a, b, schedule, tol, max_iter, check_every, overrelax, init=None):
     return f0, f1, it, errors, ok, stalled
 
 
-def _kernel(C, f, g, eps):
-    """K̃_ij = exp((f_i + g_j − C_ij)/ε), built in place in one buffer (three passes over C)."""
-    K = torch.add((f / eps)[:, None], C, alpha=-1.0 / eps)
-    return K.add_((g / eps)[None, :]).exp_()
+def _kernel(C, f0, f1, eps):
+    """K̃_ij = exp((f0_i + f1_j − C_ij)/ε), built in place in one buffer (three passes over C)."""
+    K = torch.add((f0 / eps)[:, None], C, alpha=-1.0 / eps)
+    return K.add_((f1 / eps)[None, :]).exp_()
