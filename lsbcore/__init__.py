@@ -44,7 +44,7 @@ _API = {
     "fit_sbvae": "bridges.sbvae",
     # sampling and training
     "sample": "sde", "generate": "sde", "SampleResult": "sde",
-    "fit": "train", "load_checkpoint": "train", "save_checkpoint": "train", "ChecksumError": "utils",
+    "fit": "train", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint", "ChecksumError": "utils",
     # metrics
     "w2": "metrics", "w2_report": "metrics", "sliced_w2": "metrics", "mmd": "metrics",
     "energy_distance": "metrics", "bures_w2": "metrics", "straightness": "metrics",
@@ -53,9 +53,14 @@ _API = {
     "load_digits": "digits", "shift_digits": "digits", "frechet_digits_distance": "digits",
     "shipped_autoencoder": "shipped", "shipped_classifier": "shipped",
     "generate_digits": "latent",
+    # images beyond the 8×8 digits (MNIST, Fashion-MNIST) and networks for them
+    "load_images": "datasets", "write_fixture": "datasets", "frechet_image_distance": "datasets",
+    "shift_images": "datasets", "ConvAutoencoder": "conv", "ConvClassifier": "conv",
+    "fit_image_autoencoder": "conv", "fit_image_classifier": "conv",
 }
 _MODULES = ("utils", "marginals", "bridge", "schrodinger", "bridges", "sde", "train", "nets", "metrics",
-            "plotting", "widgets", "digits", "shipped", "latent")
+            "plotting", "widgets", "digits", "shipped", "latent", "idx", "datasets", "conv",
+            "exercises", "checkpoint")
 
 __all__ = sorted(_API) + list(_MODULES)
 

@@ -5,12 +5,18 @@
         the bytes are reproducible) and rewrite data/MANIFEST.json
     python -m lsbcore verify-data [--data-dir DIR]
         check every shipped file against the sha256 sums of data/MANIFEST.json
-    python -m lsbcore render NOTEBOOK.py ... [--out build/html] [--cell-timeout S]
+    python -m lsbcore render NOTEBOOK.py ... [--out build/html] [--cell-timeout S] [--edition student|instructor]
         execute each notebook top to bottom in a fresh kernel and write it as HTML (`make run`)
+    python -m lsbcore train EXPERIMENT [--config FILE.toml] [--set key=value ...] [--out RUN_DIR]
+                            [--resume] [--device auto|cpu|cuda|mps]
+        train an experiment (latent-sb, bridge-matching, vsdm) into a run folder; the same command
+        runs under `torchrun --nproc_per_node=N -m lsbcore train ...` with DistributedDataParallel
 
 A usage error (an unknown command or file name, a missing directory, an unreadable manifest, a
-non-positive number) prints one line on stderr and exits with status 2, as argparse does; a shipped
-file that fails its checksum makes ``verify-data`` exit with status 1.
+non-positive number, a bad configuration key or value) prints one line on stderr and exits with
+status 2, as argparse does; a shipped file that fails its checksum makes ``verify-data`` exit with
+status 1; a training run stopped by its ``time_limit`` exits with status 3 (continue it with
+``--resume``), one interrupted by Ctrl-C with status 130.
 """
 from __future__ import annotations
 
@@ -19,10 +25,18 @@ import json
 import sys
 from pathlib import Path
 
-from .shipped import DATA_DIR, MANIFEST_NAME, rebuild_data, verify_file
 from .utils import ChecksumError
 
 PROG = "python -m lsbcore"
+
+
+class _DataDir:
+    """The default --data-dir (lsbcore.shipped.DATA_DIR), imported only when a data command runs:
+    lsbcore.shipped pulls in the trainers, POT and scikit-learn, which `train` under torchrun
+    should not pay for on every rank at start-up."""
+
+    def __repr__(self):
+        return "data/ of the package"
 
 
 class UsageError(Exception):
@@ -50,19 +64,32 @@ def _parser() -> argparse.ArgumentParser:
     rb = sub.add_parser("rebuild-data", help="retrain the shipped checkpoints and rewrite the manifest")
     rb.add_argument("--steps", type=_positive_int, default=None, help="override the training steps (quick checks)")
     rb.add_argument("--only", nargs="+", default=None, metavar="NAME", help="rebuild only these files")
-    rb.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    rb.add_argument("--data-dir", type=Path, default=_DataDir())
     rb.add_argument("--quiet", action="store_true", help="no progress bars")
     vd = sub.add_parser("verify-data", help="check the shipped files against the manifest")
-    vd.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    vd.add_argument("--data-dir", type=Path, default=_DataDir())
     rn = sub.add_parser("render", help="execute notebooks and write them as HTML")
     rn.add_argument("notebooks", nargs="+", type=Path)
     rn.add_argument("--out", type=Path, default=Path("build/html"))
     rn.add_argument("--cell-timeout", type=_positive_int, default=300)
+    rn.add_argument("--edition", choices=("student", "instructor"), default="student",
+                    help="student: solutions removed (default); instructor: solutions in")
+    from .train_cli import add_train_parser
+
+    add_train_parser(sub)
     return parser
+
+
+def _data_dir(value) -> Path:
+    from .shipped import DATA_DIR
+
+    return DATA_DIR if isinstance(value, _DataDir) else value
 
 
 def _read_manifest(data_dir: Path) -> dict:
     """The manifest of ``data_dir`` as {file name: sha256}, or a UsageError saying what is wrong."""
+    from .shipped import MANIFEST_NAME
+
     if not data_dir.is_dir():
         raise UsageError(f"--data-dir {str(data_dir)!r} is not a directory")
     path = data_dir / MANIFEST_NAME
@@ -80,6 +107,9 @@ def _read_manifest(data_dir: Path) -> dict:
 
 
 def _verify(data_dir: Path) -> int:
+    from .shipped import verify_file
+
+    data_dir = _data_dir(data_dir)
     bad = 0
     for name in sorted(_read_manifest(data_dir)):
         try:
@@ -92,7 +122,9 @@ def _verify(data_dir: Path) -> int:
 
 
 def _rebuild(args) -> int:
-    data_dir = args.data_dir
+    from .shipped import rebuild_data
+
+    data_dir = _data_dir(args.data_dir)
     if data_dir.exists() and not data_dir.is_dir():
         raise UsageError(f"--data-dir {str(data_dir)!r} is not a directory")
     if not data_dir.exists() and not data_dir.parent.is_dir():
@@ -113,7 +145,7 @@ def _render(args) -> int:
         raise UsageError(f"no such notebook: {', '.join(missing)}")
     for src in args.notebooks:
         print(f">> executing {src}", flush=True)
-        print(f"   wrote {render(src, args.out, cell_timeout=args.cell_timeout)}", flush=True)
+        print(f"   wrote {render(src, args.out, cell_timeout=args.cell_timeout, edition=args.edition)}", flush=True)
     return 0
 
 
@@ -125,6 +157,10 @@ def main(argv=None) -> int:
             return _render(args)
         if args.command == "rebuild-data":
             return _rebuild(args)
+        if args.command == "train":
+            from .train_cli import train
+
+            return train(args, UsageError)
         return _verify(args.data_dir)
     except UsageError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

@@ -19,8 +19,8 @@ import math
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
+from .datasets import shift_images
 from .metrics import frechet_distance, w2
 from .nets import DigitsClassifier
 from .utils import Seed, check_int, check_points, check_positive, generator
@@ -69,17 +69,6 @@ def _all_digits():
     return x[perm], y[perm]
 
 
-def _gaussian_blur(img: torch.Tensor, widths: torch.Tensor) -> torch.Tensor:
-    """Blur each image ``(n, 1, 8, 8)`` with its own Gaussian width (pixels), zero padding, 5×5 kernel."""
-    r = torch.arange(-2, 3, device=img.device, dtype=img.dtype)
-    w = widths.clamp_min(1e-3)[:, None]
-    k1 = torch.exp(-0.5 * (r[None, :] / w) ** 2)
-    k1 = k1 / k1.sum(1, keepdim=True)                                   # (n, 5)
-    k2 = k1[:, :, None] * k1[:, None, :]                                # (n, 5, 5) separable kernel
-    out = F.conv2d(img.transpose(0, 1), k2[:, None], padding=2, groups=img.shape[0])
-    return out.transpose(0, 1)
-
-
 def shift_digits(x: torch.Tensor, strength: float, *, kind: str = "translate", seed: Seed = 0) -> torch.Tensor:
     """Apply a random corruption to each digit: the pre-training distribution p̃ = T#p (Notebook 03 §1).
 
@@ -98,22 +87,8 @@ def shift_digits(x: torch.Tensor, strength: float, *, kind: str = "translate", s
         raise ValueError(f"kind must be one of {SHIFT_KINDS}, got {kind!r}")
     if strength == 0:
         return x.clone()
-    gen = generator(seed, x.device)
-    n = x.shape[0]
-    img = x.reshape(n, 1, IMAGE_SIDE, IMAGE_SIDE)
-    if kind == "translate":
-        off = (torch.rand(n, 2, generator=gen, device=x.device, dtype=x.dtype) * 2 - 1) * strength
-        theta = torch.zeros(n, 2, 3, device=x.device, dtype=x.dtype)
-        theta[:, 0, 0] = theta[:, 1, 1] = 1.0
-        theta[:, :, 2] = -off * (2.0 / IMAGE_SIDE)                      # normalised coordinates
-        grid = F.affine_grid(theta, list(img.shape), align_corners=False)
-        out = F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    elif kind == "blur":
-        widths = torch.rand(n, generator=gen, device=x.device, dtype=x.dtype) * strength
-        out = _gaussian_blur(img, widths)
-    else:
-        out = (img + strength * torch.randn(img.shape, generator=gen, device=x.device, dtype=x.dtype)).clamp(0, 1)
-    return out.reshape(n, PIXELS)
+    # the same corruption as for any image size: one implementation (lsbcore.datasets.shift_images)
+    return shift_images(x.reshape(-1, 1, IMAGE_SIDE, IMAGE_SIDE), strength, kind=kind, seed=seed).reshape(-1, PIXELS)
 
 
 # ------------------------------------------------------------------------------------ metrics

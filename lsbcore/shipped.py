@@ -1,4 +1,5 @@
-"""The small trained networks shipped in ``data/`` so that Notebooks 03–04 run in minutes on a CPU.
+"""The small trained networks shipped in ``data/`` (installed as ``lsbcore/data/``) so that
+Notebooks 03–04 run in minutes on a CPU.
 
 Every ``data/*.pt`` is a plain dict ``{"what", "config", "state"}`` (strings, numbers, tensors) whose
 sha256 is recorded in ``data/MANIFEST.json``. Loading goes through the package's one checkpoint reader,
@@ -11,6 +12,7 @@ version and CPU. data/README.md lists the files; Notebook 03 §2 uses them.
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -19,14 +21,26 @@ from torch import nn
 
 from .autoencoder import Autoencoder, fit_autoencoder, fit_classifier
 from .nets import DigitsClassifier
-from .train import load_checkpoint, save_checkpoint, sha256_file
+from .checkpoint import load_checkpoint, save_checkpoint, sha256_file
 from .utils import ChecksumError, check_int
 
 __all__ = ["DATA_DIR", "MANIFEST_NAME", "SHIPPED", "sha256_file", "write_manifest", "verify_file",
            "checkpoint_name", "load_shipped", "shipped_autoencoder", "shipped_classifier", "rebuild_data"]
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 MANIFEST_NAME = "MANIFEST.json"
+
+
+def _data_dir() -> Path:
+    """The folder of the shipped files: ``lsbcore/data/`` where lsbcore is installed from a wheel
+    (the package data of ``lsbcore.data``, e.g. ``pip install`` from a URL in Colab), else the
+    checkout's top-level ``data/`` (an editable install, ``make env``)."""
+    installed = resources.files("lsbcore") / "data"
+    if isinstance(installed, Path) and (installed / MANIFEST_NAME).is_file():
+        return installed
+    return Path(__file__).resolve().parents[1] / "data"
+
+
+DATA_DIR = _data_dir()
 _REBUILD = "restore it from git or rebuild it with `python -m lsbcore rebuild-data`"
 
 

@@ -10,6 +10,9 @@ One visible loop, nanoGPT-style, instead of callbacks::
 
 Because the data generator's state is part of the checkpoint, a run that is interrupted and resumed
 produces bit-for-bit the same weights and losses (on CPU) as a run that never stopped.
+Under ``torchrun`` (``ddp=True``) the model is wrapped in DistributedDataParallel: every rank draws
+the same global batch, the loss function keeps its shard (:func:`lsbcore.distributed.shard`), the
+gradients are averaged, and rank 0 alone writes checkpoints (see :mod:`lsbcore.distributed`).
 Checkpoints are plain dicts of tensors / ints / floats / strings with the sha256 of their content,
 written atomically (temporary file then ``os.replace``) and read back by the one reader,
 :func:`load_checkpoint` (``torch.load(..., weights_only=True)``, then the digest is checked).
@@ -17,12 +20,10 @@ Notebook 02 §"Bridge matching" trains a drift with it.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
-import hashlib
 import math
 import os
-import pickle
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,14 +33,26 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .utils import ChecksumError, check_int, check_positive, generator
+from . import distributed
+from .checkpoint import load_checkpoint, save_checkpoint
+from .utils import check_int, check_positive, generator
 
-__all__ = ["History", "fit", "save_checkpoint", "load_checkpoint", "content_digest", "sha256_file", "ema_update"]
+__all__ = ["History", "fit", "ema_update", "TimeLimitReached", "AMP_MODES"]
+
+AMP_MODES = (None, "none", "bf16")
 
 FORMAT = "lsbcore-fit-v2"   # v2: the content digest is stored and checked
-DIGEST_KEY = "sha256"
 PathLike = Union[str, os.PathLike]
 LossFn = Callable[[nn.Module, int, torch.Generator], torch.Tensor]
+
+
+class TimeLimitReached(RuntimeError):
+    """``fit`` passed its ``deadline``: it saved a checkpoint at ``step`` and stopped (resume to go on)."""
+
+    def __init__(self, checkpoint, step: int):
+        super().__init__(f"time limit reached: checkpoint {str(checkpoint)!r} saved at step {step}; "
+                         f"run the same call again (resume=True) to continue")
+        self.checkpoint, self.step = checkpoint, step
 
 
 @dataclass
@@ -54,118 +67,6 @@ class History:
     @property
     def steps(self) -> int:
         return len(self.losses)
-
-
-# ---------------------------------------------------------------------------------- checkpoints
-def sha256_file(path: PathLike) -> str:
-    """Hex sha256 of a file's bytes (the sums of data/MANIFEST.json; Notebook 03 §2)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 16), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def content_digest(state) -> str:
-    """Hex sha256 of a checkpoint's content: every key, number and string, and every tensor's dtype,
-    shape and bytes, walked in a fixed order (so it does not depend on how torch lays out the file)."""
-    h = hashlib.sha256()
-
-    def feed(obj) -> None:
-        if isinstance(obj, torch.Tensor):
-            t = obj.detach().cpu().contiguous().reshape(-1)
-            h.update(f"tensor {t.dtype} {tuple(obj.shape)}:".encode())
-            h.update(t.view(torch.uint8).numpy().tobytes())
-        elif isinstance(obj, dict):
-            h.update(f"dict {len(obj)}:".encode())
-            for key in sorted(obj, key=repr):
-                feed(key)
-                feed(obj[key])
-        elif isinstance(obj, (list, tuple)):
-            h.update(f"{type(obj).__name__} {len(obj)}:".encode())
-            for item in obj:
-                feed(item)
-        elif isinstance(obj, float):
-            h.update(f"float {obj.hex()};".encode())
-        elif obj is None or isinstance(obj, (bool, int, str, bytes)):
-            h.update(f"{type(obj).__name__} {obj!r};".encode())
-        else:
-            raise TypeError(f"a checkpoint holds tensors, numbers, strings, lists and dicts only, "
-                            f"got {type(obj).__name__}")
-
-    feed(state)
-    return h.hexdigest()
-
-
-def save_checkpoint(state: dict, path: PathLike, *, digest: bool = True) -> Path:
-    """Write ``state`` (a plain dict) to ``path`` atomically: a crash mid-write leaves the old file.
-
-    With ``digest`` (the default) the sha256 of the content (:func:`content_digest`) is stored in the
-    file under the key ``"sha256"`` and checked by :func:`load_checkpoint`, so a flipped byte inside
-    a tensor cannot load silently. ``digest=False`` is for files whose bytes a manifest records (the
-    shipped data/*.pt). The file is written in a temporary folder beside ``path`` under the same
-    name (torch names the archive inside after the file) and moved into place with ``os.replace``,
-    which is atomic on POSIX and Windows. Notebook 02 §"Bridge matching".
-    """
-    if not isinstance(state, dict):
-        raise TypeError(f"state must be a dict, got {type(state).__name__}")
-    if DIGEST_KEY in state:
-        raise ValueError(f"state must not hold the key {DIGEST_KEY!r}: save_checkpoint stores the digest there")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if digest:
-        state = {**state, DIGEST_KEY: content_digest(state)}
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
-        torch.save(state, Path(tmp) / path.name)
-        os.replace(Path(tmp) / path.name, path)
-    return path
-
-
-def load_checkpoint(path: PathLike, *, sha256: Optional[str] = None, map_location="cpu") -> dict:
-    """Read a checkpoint and check its integrity: the one checkpoint reader of lsbcore.
-
-    - ``sha256``: the hex sha256 the file's bytes must have (a manifest's entry, e.g. the shipped
-      data/MANIFEST.json); checked before the file is parsed.
-    - A file written by :func:`save_checkpoint` carries the digest of its content, checked after
-      reading. A file with neither digest is refused: nothing unverified is loaded.
-    - ``torch.load(weights_only=True)`` refuses to unpickle arbitrary objects, so a checkpoint from an
-      untrusted source cannot run code.
-
-    Errors: ``FileNotFoundError`` for a missing file; :class:`~lsbcore.utils.ChecksumError` (a
-    ValueError) naming the file when a digest does not match; ``ValueError`` for a truncated, garbage
-    or foreign file. Returns the dict without the digest. Notebook 02 §"Bridge matching".
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    if sha256 is not None:
-        actual = sha256_file(path)
-        if actual != sha256:
-            raise ChecksumError(f"checkpoint {str(path)!r} is corrupt or was modified: its sha256 is "
-                                f"{actual[:12]}… but {sha256[:12]}… was recorded")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:  # a forbidden global: the file holds arbitrary Python objects
-        raise ValueError(f"checkpoint {str(path)!r} holds Python objects other than tensors, numbers and "
-                         f"strings; lsbcore refuses to load it (unpickling them could run code)") from None
-    except Exception as err:  # truncated zip, bad pickle, ... all mean "corrupt"
-        raise ValueError(f"checkpoint {str(path)!r} is corrupt or not a weights-only torch file: "
-                         f"{type(err).__name__}: {err}") from None
-    if not isinstance(state, dict):
-        raise ValueError(f"checkpoint {str(path)!r} does not hold a dict")
-    recorded = state.pop(DIGEST_KEY, None)
-    if recorded is None and sha256 is None:
-        raise ChecksumError(f"checkpoint {str(path)!r} carries no sha256 digest and none was given: "
-                            f"it was not written by lsbcore.save_checkpoint, so it cannot be verified")
-    if recorded is not None:
-        try:
-            actual = content_digest(state)
-        except TypeError as err:
-            raise ValueError(f"checkpoint {str(path)!r} is corrupt: {err}") from None
-        if actual != recorded:
-            raise ChecksumError(f"checkpoint {str(path)!r} is corrupt or was modified: the digest of its "
-                                f"content is {actual[:12]}… but it records {str(recorded)[:12]}…")
-    return state
 
 
 # ---------------------------------------------------------------------------------- EMA
@@ -192,7 +93,8 @@ def fit(model: nn.Module, loss_fn: LossFn, steps: int, *, lr: float = 1e-3, seed
         ema: float = 0.999, weight_decay: float = 0.0, grad_clip: Optional[float] = None,
         checkpoint: Optional[PathLike] = None, checkpoint_every: int = 1000, resume: bool = True,
         progress: bool = True, log_every: int = 100, desc: str = "fit",
-        schedule: str = "constant", extra_state: Optional[tuple] = None) -> History:
+        schedule: str = "constant", extra_state: Optional[tuple] = None, ddp: bool = False,
+        amp: Optional[str] = None, deadline: Optional[float] = None) -> History:
     """Train ``model`` for ``steps`` Adam steps on ``loss_fn(model, step, generator) → scalar``.
 
     - ``seed``: seeds the generator passed to ``loss_fn`` (draw ALL training randomness from it:
@@ -212,6 +114,17 @@ def fit(model: nn.Module, loss_fn: LossFn, steps: int, *, lr: float = 1e-3, seed
       and plain values that is saved in every checkpoint, ``set(dict)`` restores it on resume.
     - A NaN/inf loss raises ``FloatingPointError`` (checked every ``log_every`` steps and before each
       checkpoint, so no corrupt state is ever saved and the loop has few host syncs).
+    - ``ddp``: under ``torchrun`` with more than one rank, wrap the model in DistributedDataParallel;
+      ``loss_fn`` then receives the wrapper (call it, ``model(x, t)``, rather than its methods, so
+      the gradients are all-reduced) and must compute its loss on its shard of the global batch
+      (:func:`lsbcore.distributed.shard`, after all random draws). The recorded losses are averaged
+      over the ranks. Without a process group (or one rank) ``ddp`` changes nothing. Whatever
+      ``ddp``, when a process group is running only rank 0 writes the checkpoint and every rank
+      waits for it (a trainer that does not shard simply computes the same step on every rank).
+    - ``amp="bf16"``: run ``loss_fn`` under ``torch.autocast`` in bfloat16 (CUDA only); weights, the
+      optimizer and the recorded losses stay float32. ``None``/``"none"``: full precision.
+    - ``deadline``: a ``time.time()`` value; at the first checkpoint boundary after it, ``fit`` saves
+      the checkpoint and raises :class:`TimeLimitReached` (a cluster job's time limit; resume later).
 
     Returns a ``History`` with the loss of every step (including steps done before a resume).
     Notebook 02 §"Bridge matching".
@@ -237,10 +150,26 @@ def fit(model: nn.Module, loss_fn: LossFn, steps: int, *, lr: float = 1e-3, seed
     if extra_state is not None and not (isinstance(extra_state, tuple) and len(extra_state) == 2
                                         and all(callable(f) for f in extra_state)):
         raise TypeError("extra_state must be a pair of callables (get, set)")
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
+    if deadline is not None:
+        if checkpoint is None:
+            raise ValueError("deadline needs a checkpoint to save the run in when the time is up")
+        deadline = float(deadline)
     params = list(model.parameters())
     if not params:
         raise ValueError("model has no parameters to train")
     dev = params[0].device
+    if amp == "bf16" and dev.type != "cuda":
+        raise ValueError(f"amp='bf16' needs a model on a CUDA device, got one on {dev}")
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp == "bf16" else contextlib.nullcontext
+    world, writer = distributed.world_size(), distributed.is_main()
+    net = model
+    if ddp and world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    reduce_losses = net is not model            # shard means → global-batch means
 
     # ---- state: generator, optimizer, EMA copy, loss buffer, checkpoint
     gen = generator(seed, dev)
@@ -249,8 +178,20 @@ def fit(model: nn.Module, loss_fn: LossFn, steps: int, *, lr: float = 1e-3, seed
     losses = torch.zeros(steps, device=dev)
     ckpt = Path(checkpoint) if checkpoint is not None else None
 
+    reduced = [0]                               # losses[:reduced[0]] are already averaged over ranks
+
+    def settle(upto: int) -> None:
+        """Average the not yet averaged losses up to ``upto`` over the ranks (one all-reduce)."""
+        if reduce_losses and upto > reduced[0]:
+            distributed.all_mean_(losses[reduced[0]:upto])
+        reduced[0] = max(reduced[0], upto)
+
     def save(step_done: int) -> None:
+        settle(step_done)
         _check_finite(losses, 0, step_done)
+        if not writer:
+            distributed.barrier()
+            return
         save_checkpoint({
             "format": FORMAT, "step": step_done, "seed": seed, "lr": lr, "ema_decay": ema,
             "schedule": schedule, "steps": steps,
@@ -261,6 +202,7 @@ def fit(model: nn.Module, loss_fn: LossFn, steps: int, *, lr: float = 1e-3, seed
             "losses": losses[:step_done].detach().cpu(),
             "extra": extra_state[0]() if extra_state is not None else {},
         }, ckpt)
+        distributed.barrier()
 
     tic = time.perf_counter()
     # torch's global RNG (dropout, ...) is seeded inside a fork: the caller's RNG state is untouched
@@ -273,20 +215,26 @@ def fit(model: nn.Module, loss_fn: LossFn, steps: int, *, lr: float = 1e-3, seed
                 raise ValueError(f"checkpoint {str(ckpt)!r} was written by a cosine schedule over "
                                  f"{state.get('steps')} steps, not {steps}: the learning rates would differ")
             start = _restore(state, ckpt, model, opt, ema_model, gen, losses, seed, steps)
+            reduced[0] = start
             if extra_state is not None:
                 if not state.get("extra"):
                     raise ValueError(f"checkpoint {str(ckpt)!r} holds no extra state for this trainer")
                 extra_state[1](state["extra"])
 
+        # every rank has looked for the checkpoint before any rank can write one (a rank that started
+        # late would otherwise resume from rank 0's first checkpoint and fall out of step)
+        distributed.barrier()
+
         # ---- the loop
         model.train()
-        bar = tqdm(range(start, steps), desc=desc, disable=not progress, initial=start, total=steps,
-                   leave=False)
+        bar = tqdm(range(start, steps), desc=desc, disable=not (progress and writer), initial=start,
+                   total=steps, leave=False)
         for step in bar:
             if schedule == "cosine":
                 for group in opt.param_groups:
                     group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
-            loss = loss_fn(model, step, gen)
+            with autocast():
+                loss = loss_fn(net, step, gen)
             if step == start:
                 _check_loss(loss)
             opt.zero_grad(set_to_none=True)
@@ -300,18 +248,28 @@ def fit(model: nn.Module, loss_fn: LossFn, steps: int, *, lr: float = 1e-3, seed
 
             done = step + 1
             if done % log_every == 0 or done == steps:   # one host sync per log_every steps
+                settle(done)
                 _check_finite(losses, max(start, done - log_every), done)
-                if progress:
+                if progress and writer:
                     bar.set_postfix(loss=f"{float(losses[done - 1]):.4g}")
             if ckpt is not None and (done % checkpoint_every == 0 or done == steps):
                 save(done)
+                if deadline is not None and done < steps and _time_is_up(deadline):
+                    bar.close()
+                    raise TimeLimitReached(ckpt, done)
         bar.close()
+        settle(steps)
 
     return History(losses=losses.cpu().tolist(), ema=ema_model, start_step=start,
                    seconds=time.perf_counter() - tic)
 
 
 # ---------------------------------------------------------------------------------- helpers
+def _time_is_up(deadline: float) -> bool:
+    """Rank 0's clock decides for every rank (clocks and progress differ a little between ranks)."""
+    return bool(distributed.broadcast_object(time.time() >= deadline))
+
+
 def _check_loss(loss) -> None:
     if not isinstance(loss, torch.Tensor):
         raise TypeError(f"loss_fn must return a torch.Tensor, got {type(loss).__name__}")

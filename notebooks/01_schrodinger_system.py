@@ -16,6 +16,38 @@
 # %% [markdown]
 # # 01 · The Schrödinger system
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/lsbcore/lsbcore/blob/main/notebooks/01_schrodinger_system.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/lsbcore/lsbcore/main?labpath=notebooks%2F01_schrodinger_system.ipynb)
+
+# %% tags=["setup"]
+# Setup: does nothing where lsbcore is importable (a checkout after `make`, Binder). Elsewhere (Colab, a bare
+# kernel) it installs lsbcore from https://github.com/lsbcore/lsbcore, keeping the torch already installed.
+def _setup():
+    import importlib, importlib.util, pathlib, subprocess, sys, tempfile
+
+    if importlib.util.find_spec("lsbcore") is not None:
+        return
+    root = pathlib.Path.cwd().parent
+    if (root / "lsbcore" / "__init__.py").is_file():
+        sys.path.insert(0, str(root))
+        print(f"setup: using the lsbcore of this checkout ({root})")
+        return
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+        pin = f"torch=={torch.__version__}"
+    else:
+        pin = "torch==2.13.0"
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write(pin + "\n")
+    print(f"setup: installing lsbcore from https://github.com/lsbcore/lsbcore with {pin} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", f.name,
+                    "lsbcore @ git+https://github.com/lsbcore/lsbcore@main"], check=True)
+    importlib.invalidate_caches()
+    print("setup: done")
+
+
+_setup()
+
+# %% [markdown]
 # ## Aim
 # Solve the *static* Schrödinger bridge problem three ways — Sinkhorn on samples, Fortet/IPF on a
 # grid, and the Gaussian closed form — see that they agree to the precision the mathematics predicts,
@@ -32,7 +64,7 @@
 #    5. Two dimensions: a separable kernel
 #    6. Non-Gaussian marginals on the grid and on samples (explore t)
 # 3. Discussion
-# 4. Exercises (one with a check against lsbcore)
+# 4. Exercises (each with a worked solution and a check: `lsb.exercises.check`)
 
 # %% tags=["parameters"]
 import lsbcore as lsb
@@ -42,6 +74,7 @@ N_SAMPLES = 500 if FAST else 1500  # points per marginal for Sinkhorn on samples
 GRID_1D = 301 if FAST else 601     # nodes of the 1-D grid
 GRID_2D = 48 if FAST else 72       # nodes per axis of the 2-D grid
 SEED = 0
+DEVICE = "cpu"   # "auto": lsb.device() picks CUDA, then MPS, then CPU; float64 work stays on the CPU
 
 # %%
 import math
@@ -342,44 +375,101 @@ display(W.grid_bridge_explorer(mix_grid, t=0.5))
 
 # %% [markdown]
 # ## 4 · Exercises
-# **Exercise 1 (checked).** Write one Sinkhorn half-step in the log domain: given the potential $f_1$ on
-# the target points, the cost C and the log-weights log b, return
-# $f_{0,i} = -\varepsilon \log \sum_j \exp\big(\log b_j + (f_{1,j} - C_{ij})/\varepsilon\big)$ — without ever
-# forming $e^{-C/\varepsilon}$ (use `torch.logsumexp`). Replace the body below with your own code;
-# the cell after it checks it against `lsbcore`. (The reference solution is collapsed.)
+# Each exercise has a cell for your answer (a placeholder: `...` or `None`) and, after it, a check:
+# `lsb.exercises.check("01.1", answer)` says "correct", "not attempted yet" while the placeholder is
+# there, or what is off, with a hint. The checks compare with what `lsbcore` computes.
 
-# %% jupyter={"source_hidden": true}
+# %%
+import lsbcore.exercises  # noqa: F401  (the checks: lsb.exercises.check)
+
+# %% [markdown]
+# **Exercise 01.1 — one Sinkhorn half-step in the log domain.** Given the potential $f_1$ on the target
+# points, the cost C and the log-weights log b, return
+# $f_{0,i} = -\varepsilon \log \sum_j \exp\big(\log b_j + (f_{1,j} - C_{ij})/\varepsilon\big)$ without ever
+# forming $e^{-C/\varepsilon}$ (use `torch.logsumexp`). The check compares it with
+# `lsbcore.schrodinger.log_sinkhorn_step` down to ε = 0.01 and alternates it to solve a problem.
+
+# %% tags=["stub"]
 def my_log_half_step(f1, C, eps, log_b):
-    """f0_i = −ε log Σ_j exp(log b_j + (f1_j − C_ij)/ε)  (reference solution; write your own)."""
+    ...  # your code: return f0, shape (n,)
+
+
+# %% tags=["solution"]
+def my_log_half_step(f1, C, eps, log_b):
+    """f0_i = −ε log Σ_j exp(log b_j + (f1_j − C_ij)/ε), by log-sum-exp (nothing underflows)."""
     return -eps * torch.logsumexp(log_b[None, :] + (f1[None, :] - C) / eps, dim=1)
 
 
 # %%
-C_small = lsb.squared_distances(x0[:50], x1[:60])
-f1_small = torch.randn(60, generator=lsb.generator(SEED))
-log_b = torch.full((60,), -math.log(60))
-for e in (0.01, 1.0, 10.0):  # ε = 0.01 would underflow exp(−C/ε) without the log domain
-    torch.testing.assert_close(my_log_half_step(f1_small, C_small, e, log_b), log_sinkhorn_step(f1_small, C_small, e, log_b))
-# alternating your half-steps solves the problem: compare with lsbcore's Sinkhorn
-f0 = torch.zeros(50)
-log_a = torch.full((50,), -math.log(50))
-for _ in range(100):
-    f1 = my_log_half_step(f0, C_small.T, eps, log_a)
-    f0 = my_log_half_step(f1, C_small, eps, log_b)
-plan_mine = torch.exp(log_a[:, None] + log_b[None, :] + (f0[:, None] + f1[None, :] - C_small) / eps)
-plan_ref = lsb.sinkhorn(x0[:50], x1[:60], eps, tol=1e-10).plan()
-torch.testing.assert_close(plan_mine, plan_ref, atol=1e-9, rtol=1e-6)
-print("your half-step matches lsbcore.schrodinger.log_sinkhorn_step")
+lsb.exercises.check("01.1", my_log_half_step)
 
 # %% [markdown]
-# **Exercise 2.** The grid update in `lsb.fortet` is the same half-step with
-# $C_{ij} = \|x_i - x_j\|^2$ on grid nodes and weights ρ0Δ, ρ1Δ. Show that Fortet's potentials satisfy
-# $\log u = f_0/\varepsilon + \log a$ for Sinkhorn's $f_0$ (up to a constant) and check it numerically.
-#
-# **Exercise 3.** Time the 2-D grid solver for N = 32, 64, 128 nodes per axis. Is the cost N³ per
-# iteration, as the separable kernel promises? How many nodes does σ = 0.2 need before the
-# marginals ρ_t at t = 0.1 stop changing?
-#
-# **Exercise 4.** Derive the drift $M_t\Sigma_t^{-1}(x-\mu_t) + m_1 - m_0$ from
-# $b(x, t) = \mathbb E[(X_1 - X_t)/(1-t)\mid X_t = x]$ and the Gaussian conditioning formula, then check
-# that $\frac{d}{dt}\Sigma_t = M_t + M_t^\top + \sigma^2 I$.
+# **Exercise 01.2 — the cross-covariance in closed form.** In 1-D (ρ0 = N(m0, v0), ρ1 = N(m1, v1)) write
+# $C = \mathrm{Cov}(X_0, X_1)$ of the Schrödinger bridge as a function of v0, v1, σ (Theory:
+# $D = (4 S_0^{1/2} S_1 S_0^{1/2} + \sigma^4 I)^{1/2}$, $C = \tfrac12(S_0^{1/2} D S_0^{-1/2} - \sigma^2 I)$). Then read off
+# its two limits: σ → 0 (the Monge map) and σ → ∞ (independence).
+
+# %% tags=["stub"]
+def my_cross_cov(v0, v1, sigma):
+    ...  # your code: return C (a float)
+
+
+# %% tags=["solution"]
+def my_cross_cov(v0, v1, sigma):
+    """In 1-D everything commutes: D = √(4 v0 v1 + σ⁴), C = (D − σ²)/2."""
+    return (math.sqrt(4 * v0 * v1 + sigma**4) - sigma**2) / 2
+
+
+# σ → 0: C → √(v0 v1) (perfect correlation, the Monge map); σ → ∞: C ≈ v0 v1 / σ² → 0 (independence)
+print(my_cross_cov(0.5, 1.2, 1e-3), math.sqrt(0.5 * 1.2), "|", 100.0**2 * my_cross_cov(0.5, 1.2, 100.0), 0.5 * 1.2)
+
+# %%
+lsb.exercises.check("01.2", my_cross_cov)
+
+# %% [markdown]
+# **Exercise 01.3 — the bridge marginal's variance.** Still in 1-D, write $\Sigma_t$, the variance of ρ_t,
+# as a function of t, v0, v1, σ (X_t = (1−t)X0 + tX1 + σ√(t(1−t))Z with (X0, X1) ~ π*).
+
+# %% tags=["stub"]
+def my_bridge_var(t, v0, v1, sigma):
+    ...  # your code: return Σ_t (a float)
+
+
+# %% tags=["solution"]
+def my_bridge_var(t, v0, v1, sigma):
+    """Σ_t = (1−t)² v0 + t² v1 + t(1−t)(2C + σ²): the two ends, their covariance, and the bridge's own noise."""
+    C = (math.sqrt(4 * v0 * v1 + sigma**4) - sigma**2) / 2
+    return (1 - t) ** 2 * v0 + t**2 * v1 + t * (1 - t) * (2 * C + sigma**2)
+
+
+# %%
+lsb.exercises.check("01.3", my_bridge_var)
+
+# %% [markdown]
+# **Exercise 01.4 — the drift.** Derive the drift $b(x, t) = M_t\Sigma_t^{-1}(x-\mu_t) + m_1 - m_0$ from
+# $b(x, t) = \mathbb E[(X_1 - X_t)/(1-t)\mid X_t = x]$ and the Gaussian conditioning formula, write it in 1-D
+# (x a tensor of shape (n, 1)), and check numerically that $\frac{d}{dt}\Sigma_t = M_t + M_t^\top + \sigma^2 I$.
+
+# %% tags=["stub"]
+def my_drift(x, t, m0, v0, m1, v1, sigma):
+    ...  # your code: return b(x, t), the shape of x
+
+
+# %% tags=["solution"]
+def my_drift(x, t, m0, v0, m1, v1, sigma):
+    """Cov(X1 − X_t, X_t)/(1 − t) = M_t = t v1 − (1−t) v0 + (1−2t) C − σ² t in 1-D; b = M_t/Σ_t (x − μ_t) + m1 − m0."""
+    C = (math.sqrt(4 * v0 * v1 + sigma**4) - sigma**2) / 2
+    var_t = (1 - t) ** 2 * v0 + t**2 * v1 + t * (1 - t) * (2 * C + sigma**2)
+    M_t = t * v1 - (1 - t) * v0 + (1 - 2 * t) * C - sigma**2 * t
+    return M_t / var_t * (x - ((1 - t) * m0 + t * m1)) + m1 - m0
+
+
+# dΣ_t/dt = 2 M_t + σ² in 1-D, by a central difference at t = 0.3
+_v0, _v1, _s, _t, _h = 0.5, 1.2, 0.8, 0.3, 1e-5
+_C = (math.sqrt(4 * _v0 * _v1 + _s**4) - _s**2) / 2
+_var = lambda t: (1 - t) ** 2 * _v0 + t**2 * _v1 + t * (1 - t) * (2 * _C + _s**2)  # noqa: E731
+_M = _t * _v1 - (1 - _t) * _v0 + (1 - 2 * _t) * _C - _s**2 * _t
+assert abs((_var(_t + _h) - _var(_t - _h)) / (2 * _h) - (2 * _M + _s**2)) < 1e-8
+
+# %%
+lsb.exercises.check("01.4", my_drift)

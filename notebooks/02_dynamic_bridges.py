@@ -16,6 +16,38 @@
 # %% [markdown]
 # # 02 · Dynamic bridges
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/lsbcore/lsbcore/blob/main/notebooks/02_dynamic_bridges.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/lsbcore/lsbcore/main?labpath=notebooks%2F02_dynamic_bridges.ipynb)
+
+# %% tags=["setup"]
+# Setup: does nothing where lsbcore is importable (a checkout after `make`, Binder). Elsewhere (Colab, a bare
+# kernel) it installs lsbcore from https://github.com/lsbcore/lsbcore, keeping the torch already installed.
+def _setup():
+    import importlib, importlib.util, pathlib, subprocess, sys, tempfile
+
+    if importlib.util.find_spec("lsbcore") is not None:
+        return
+    root = pathlib.Path.cwd().parent
+    if (root / "lsbcore" / "__init__.py").is_file():
+        sys.path.insert(0, str(root))
+        print(f"setup: using the lsbcore of this checkout ({root})")
+        return
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+        pin = f"torch=={torch.__version__}"
+    else:
+        pin = "torch==2.13.0"
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write(pin + "\n")
+    print(f"setup: installing lsbcore from https://github.com/lsbcore/lsbcore with {pin} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", f.name,
+                    "lsbcore @ git+https://github.com/lsbcore/lsbcore@main"], check=True)
+    importlib.invalidate_caches()
+    print("setup: done")
+
+
+_setup()
+
+# %% [markdown]
 # ## Aim
 # Turn couplings into *processes*. A Schrödinger bridge is a mixture of Brownian bridges; its drift
 # can be written in closed form (Gaussians), estimated by Monte Carlo (Schrödinger–Föllmer), or
@@ -32,7 +64,7 @@
 #    4. Bridge matching: independent vs Sinkhorn couplings (straightness, W2)
 #    5. SDE vs ODE sampling: W2 against the number of function evaluations (explore the sampler)
 # 3. Discussion
-# 4. Exercises (one with a check against lsbcore)
+# 4. Exercises (each with a worked solution and a check: `lsb.exercises.check`)
 
 # %% tags=["parameters"]
 import lsbcore as lsb
@@ -43,6 +75,7 @@ TRAIN_STEPS = 400 if FAST else 1500   # Adam steps per learned drift (bridge mat
 FOLLMER_STEPS = 400 if FAST else 2000  # Adam steps for the learned Föllmer drift
 N_MC = 500 if FAST else 2000          # Monte-Carlo draws per Föllmer drift evaluation
 SEED = 0
+DEVICE = "cpu"   # "auto": lsb.device() picks CUDA, then MPS, then CPU; float64 work stays on the CPU
 
 # %%
 import math
@@ -415,25 +448,80 @@ W.sampler_explorer({name: br for name, (br, _, _) in explorer.items()},
 
 # %% [markdown]
 # ## 4 · Exercises
-# **Exercise 1 (with a check).** Write the Brownian-bridge sample
-# $X_t = (1-t)x_0 + t x_1 + \sigma\sqrt{t(1-t)}\,Z$ yourself, with $Z$ drawn as
-# `torch.randn(x0.shape, generator=lsb.generator(seed))`, and check it against
-# `lsb.brownian_bridge_sample`. (A solution is filled in; change it and rerun.)
+# Each exercise has a cell for your answer (a placeholder: `...` or `None`) and, after it, a check:
+# `lsb.exercises.check("02.1", answer)` says "correct", "not attempted yet" while the placeholder is
+# there, or what is off, with a hint. The checks compare with what `lsbcore` computes.
 
 # %%
+import lsbcore.exercises  # noqa: F401  (the checks: lsb.exercises.check)
+
+# %% [markdown]
+# **Exercise 02.1 — a Brownian-bridge sample.** Write $X_t = (1-t)x_0 + t x_1 + \sigma\sqrt{t(1-t)}\,Z$
+# yourself, with $Z$ drawn as `torch.randn(x0.shape, generator=lsb.generator(seed))`. The check compares
+# it with `lsb.brownian_bridge_sample`, draw for draw.
+
+# %% tags=["stub"]
+def my_bridge_sample(x0, x1, t, sigma, seed):
+    ...  # your code: return X_t, the shape of x0
+
+
+# %% tags=["solution"]
 def my_bridge_sample(x0, x1, t, sigma, seed):
     z = torch.randn(x0.shape, generator=lsb.generator(seed))
     return (1 - t) * x0 + t * x1 + sigma * math.sqrt(t * (1 - t)) * z
 
 
-torch.testing.assert_close(my_bridge_sample(x0, x1, 0.3, 0.7, seed=5),
-                           lsb.brownian_bridge_sample(x0, x1, 0.3, sigma=0.7, seed=5))
-print("Exercise 1: matches lsbcore")
+# %%
+lsb.exercises.check("02.1", my_bridge_sample)
 
 # %% [markdown]
-# **Exercise 2.** Retrain the two matched bridges with σ = 0.1 and σ = 1.5. How do the straightness
-# and the gap between the two couplings change? (Hint: ε = 2σ²; what does Sinkhorn's plan tend to
-# as σ grows?)
-#
-# **Exercise 3.** Run the pinned Brownian bridge with 5, 10, 20, 40 Euler–Maruyama steps and plot the
-# error of the variance at t = 0.5 against h. Which slope do you expect?
+# **Exercise 02.2 — the Schrödinger–Föllmer drift to a Gaussian.** From δ0 to μ = N(m, s²I) with
+# reference σW: derive $b(x, t) = \frac{\sigma^2 m + (s^2 - \sigma^2)x}{\sigma^2(1-t) + s^2 t}$ from
+# $X_t = tX_1 + \sigma\sqrt{t(1-t)}Z$ and Gaussian conditioning, and write it (x of shape (n, d), m of shape (d,)).
+# Why is it finite at t = 1, and why is it 0 when s = σ and m = 0?
+
+# %% tags=["stub"]
+def my_follmer_drift(x, t, m, s, sigma):
+    ...  # your code: return b(x, t), the shape of x
+
+
+# %% tags=["solution"]
+def my_follmer_drift(x, t, m, s, sigma):
+    """E[X1 | X_t = x] = m + k_t (x − t m), k_t = s²/(t s² + σ²(1−t)); b = (E[X1 | x] − x)/(1 − t) simplifies to:"""
+    return (sigma**2 * m + (s**2 - sigma**2) * x) / (sigma**2 * (1 - t) + s**2 * t)
+
+
+# at t = 1 the denominator is s² > 0; with s = σ, m = 0 the target is the reference's own law N(0, σ²): no drift
+print(my_follmer_drift(torch.ones(1, 2), 1.0, torch.zeros(2), 0.6, 1.0), my_follmer_drift(torch.ones(1, 2), 0.5, torch.zeros(2), 1.0, 1.0))
+
+# %%
+lsb.exercises.check("02.2", my_follmer_drift)
+
+# %% [markdown]
+# **Exercise 02.3 — Euler–Maruyama's bias.** For the pinned bridge $dX = -\frac{X}{1-t}dt + \sigma\,dW$
+# from $X_0 = 0$ to $x_1 = 0$, the exact variance at t = ½ is σ²/4. Compute the variance of the
+# *Euler–Maruyama chain* at t = ½ with `steps` = 1/h steps (even), exactly, without simulating (follow the
+# variance through one step), and find how its error behaves as h → 0. The check simulates the chain
+# with `lsb.sample`.
+
+# %% tags=["stub"]
+def em_bridge_var(steps, sigma):
+    ...  # your code: return Var X_{1/2} of the Euler–Maruyama chain (a float)
+
+
+# %% tags=["solution"]
+def em_bridge_var(steps, sigma):
+    """One step multiplies the deviation by 1 − h/(1 − t_k) = (1 − t_{k+1})/(1 − t_k) and adds variance σ²h."""
+    h, var = 1 / steps, 0.0
+    for k in range(steps // 2):
+        var = var * ((1 - (k + 1) * h) / (1 - k * h)) ** 2 + sigma**2 * h
+    return var
+
+
+# the error against σ²/4 halves with h: Euler–Maruyama's weak order 1
+_err = [em_bridge_var(n, 0.8) - 0.8**2 / 4 for n in (8, 16, 32, 64)]
+print("error for 8, 16, 32, 64 steps:", [round(e, 5) for e in _err],
+      " slope in h:", round(math.log(_err[-2] / _err[-1]) / math.log(2), 2))
+
+# %%
+lsb.exercises.check("02.3", em_bridge_var)

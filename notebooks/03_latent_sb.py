@@ -16,6 +16,38 @@
 # %% [markdown]
 # # 03 · The latent Schrödinger bridge, end to end, on real digits
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/lsbcore/lsbcore/blob/main/notebooks/03_latent_sb.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/lsbcore/lsbcore/main?labpath=notebooks%2F03_latent_sb.ipynb)
+
+# %% tags=["setup"]
+# Setup: does nothing where lsbcore is importable (a checkout after `make`, Binder). Elsewhere (Colab, a bare
+# kernel) it installs lsbcore from https://github.com/lsbcore/lsbcore, keeping the torch already installed.
+def _setup():
+    import importlib, importlib.util, pathlib, subprocess, sys, tempfile
+
+    if importlib.util.find_spec("lsbcore") is not None:
+        return
+    root = pathlib.Path.cwd().parent
+    if (root / "lsbcore" / "__init__.py").is_file():
+        sys.path.insert(0, str(root))
+        print(f"setup: using the lsbcore of this checkout ({root})")
+        return
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+        pin = f"torch=={torch.__version__}"
+    else:
+        pin = "torch==2.13.0"
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write(pin + "\n")
+    print(f"setup: installing lsbcore from https://github.com/lsbcore/lsbcore with {pin} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", f.name,
+                    "lsbcore @ git+https://github.com/lsbcore/lsbcore@main"], check=True)
+    importlib.invalidate_caches()
+    print("setup: done")
+
+
+_setup()
+
+# %% [markdown]
 # **Aim.** Build a generative model of handwritten digits the way the latent Schrödinger bridge
 # (latent SB) does: pre-train an encoder–decoder on data that *differs* from the target, encode
 # the target digits, run a Schrödinger bridge in the latent space, decode — and measure what comes out.
@@ -42,6 +74,7 @@ TRAIN_STEPS = 250 if FAST else 1000   # per network fit, for the two *learned* b
 STEPS = 50 if FAST else 100       # Euler–Maruyama steps of every sampler
 N_GEN = 397                       # generated digits per method (= size of the held-out test split)
 SEED = 0
+DEVICE = "cpu"   # "auto": lsb.device() picks CUDA, then MPS, then CPU; float64 work stays on the CPU
 
 # %%
 import matplotlib.pyplot as plt
@@ -296,11 +329,79 @@ W.interpolation_explorer(ae, x_test, a=a, b=b, steps=10)
 #   under a stronger shift raises that floor.
 # - **Budget.** At equal training budget the learned bridge does better in 8 latent dimensions than
 #   in 64 pixel dimensions — the question notebook 04 measures against the sample size.
-#
+
+# %% [markdown]
 # ## Exercises
-# 1. Pre-train with `shift_kind="blur"` or on `classes=[0, 1, 2, 3, 4]` only
-#    (`fit_autoencoder(...)`) and redo §5. Which shift hurts most?
-# 2. Replace the AE by the shipped VAE (`lsb.shipped_autoencoder(8, kind="vae")`). Does "random" get
-#    better? (Hint: our codes are standardised with the statistics of the encoder *means*, not with
-#    the VAE's N(0, I) prior; what would you change to sample the prior?)
-# 3. Vary t_gap from 0.3 to 0.001 for the heat flow: plot FDD against t_gap and explain the two regimes.
+# Each exercise has a cell for your answer (a placeholder: `...` or `None`) and, after it, a check:
+# `lsb.exercises.check("03.1", answer)` says "correct", "not attempted yet" while the placeholder is
+# there, or what is off, with a hint. The checks compare with what `lsbcore` computes. To go further
+# (not checked): pre-train under `shift_kind="blur"` or on `classes=[0, 1, 2, 3, 4]` and redo §5; use the
+# shipped VAE (`lsb.shipped_autoencoder(8, kind="vae")`) and see whether "random" improves.
+
+# %%
+import lsbcore.exercises  # noqa: F401  (the checks: lsb.exercises.check)
+
+# %% [markdown]
+# **Exercise 03.1 — the exact reverse-heat-flow drift.** For codes $z_1, \dots, z_n$ (`points`, shape
+# (n, d)) write $b(z, t) = \sum_i w_i \frac{z_i - z}{1 - t}$, $w_i \propto e^{-\|z - z_i\|^2/(2\sigma^2(1-t))}$, for a
+# batch z of shape (m, d). It must stay finite for small σ, where every $e^{-\|z - z_i\|^2/\dots}$ underflows.
+
+# %% tags=["stub"]
+def my_heat_flow_drift(z, t, points, sigma):
+    ...  # your code: return b(z, t), shape (m, d)
+
+
+# %% tags=["solution"]
+def my_heat_flow_drift(z, t, points, sigma):
+    """The posterior mean Σ w_i z_i of the clean code, minus z, over the remaining time; softmax never underflows."""
+    w = torch.softmax(-((z[:, None] - points[None]) ** 2).sum(-1) / (2 * sigma**2 * (1 - t)), dim=1)
+    return (w @ points - z) / (1 - t)
+
+
+# %%
+lsb.exercises.check("03.1", my_heat_flow_drift)
+
+# %% [markdown]
+# **Exercise 03.2 — the first stage's drift.** The Föllmer stage δ0 → p̂ ∗ N(0, σ²I) has the exact drift
+# $b(x, t) = \sum_i w_i z_i$ with $w_i \propto \exp\big((x\cdot z_i - t\|z_i\|^2/2)/\sigma^2\big)$. Derive it
+# (X_t | i ~ N(t z_i, σ² t I)) and write it.
+
+# %% tags=["stub"]
+def my_smoothed_follmer_drift(x, t, points, sigma):
+    ...  # your code: return b(x, t), shape (m, d)
+
+
+# %% tags=["solution"]
+def my_smoothed_follmer_drift(x, t, points, sigma):
+    """log N(x; t z_i, σ² t I) = (x·z_i − t‖z_i‖²/2)/σ² + (terms without i): a softmax over i."""
+    return torch.softmax((x @ points.T - t * (points**2).sum(1) / 2) / sigma**2, dim=1) @ points
+
+
+# %%
+lsb.exercises.check("03.2", my_smoothed_follmer_drift)
+
+# %% [markdown]
+# **Exercise 03.3 — the Fréchet distance.** Every table of this notebook scores digits by the FDD: the
+# Fréchet distance between two sets of classifier features (rows),
+# $\|m_x - m_y\|^2 + \operatorname{tr}S_x + \operatorname{tr}S_y - 2\operatorname{tr}(S_x^{1/2}S_yS_x^{1/2})^{1/2}$,
+# with sample means and covariances. Write it; it must cope with singular covariances.
+
+# %% tags=["stub"]
+def my_frechet(x, y):
+    ...  # your code: return the distance (a float)
+
+
+# %% tags=["solution"]
+def my_frechet(x, y):
+    def sqrtm(S):  # symmetric PSD square root; round-off can make tiny eigenvalues negative
+        lam, U = torch.linalg.eigh(S)
+        return U @ torch.diag(lam.clamp(min=0).sqrt()) @ U.T
+
+    Sx, Sy = torch.cov(x.T), torch.cov(y.T)
+    r = sqrtm(Sx)
+    cross = torch.linalg.eigvalsh(r @ Sy @ r).clamp(min=0).sqrt().sum()
+    return float(((x.mean(0) - y.mean(0)) ** 2).sum() + torch.trace(Sx) + torch.trace(Sy) - 2 * cross)
+
+
+# %%
+lsb.exercises.check("03.3", my_frechet)

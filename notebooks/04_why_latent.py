@@ -16,6 +16,38 @@
 # %% [markdown]
 # # 04 · Why latent? Error against sample size, in latent and in pixel space
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/lsbcore/lsbcore/blob/main/notebooks/04_why_latent.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/lsbcore/lsbcore/main?labpath=notebooks%2F04_why_latent.ipynb)
+
+# %% tags=["setup"]
+# Setup: does nothing where lsbcore is importable (a checkout after `make`, Binder). Elsewhere (Colab, a bare
+# kernel) it installs lsbcore from https://github.com/lsbcore/lsbcore, keeping the torch already installed.
+def _setup():
+    import importlib, importlib.util, pathlib, subprocess, sys, tempfile
+
+    if importlib.util.find_spec("lsbcore") is not None:
+        return
+    root = pathlib.Path.cwd().parent
+    if (root / "lsbcore" / "__init__.py").is_file():
+        sys.path.insert(0, str(root))
+        print(f"setup: using the lsbcore of this checkout ({root})")
+        return
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+        pin = f"torch=={torch.__version__}"
+    else:
+        pin = "torch==2.13.0"
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write(pin + "\n")
+    print(f"setup: installing lsbcore from https://github.com/lsbcore/lsbcore with {pin} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", f.name,
+                    "lsbcore @ git+https://github.com/lsbcore/lsbcore@main"], check=True)
+    importlib.invalidate_caches()
+    print("setup: done")
+
+
+_setup()
+
+# %% [markdown]
 # **Aim.** The latent Schrödinger bridge paper argues that its statistical rate depends on the
 # *latent* dimension d*, not on the ambient one. Here we measure the error of generated digits
 # against the number n of target digits the bridge is fitted to, for latent bridges at several d*
@@ -34,6 +66,7 @@ SEEDS = [0, 1] if FAST else [0, 1, 2]
 DIMS = [2, 8, 16] if FAST else [2, 4, 8, 16]                      # latent dimensions (shipped autoencoders)
 STEPS = 50                                                        # Euler–Maruyama steps
 SIGMA, T_GAP = 1.0, 0.01
+DEVICE = "cpu"   # "auto": lsb.device() picks CUDA, then MPS, then CPU; float64 work stays on the CPU
 
 # %%
 import matplotlib.pyplot as plt
@@ -239,10 +272,82 @@ for name in ("latent d*=8", "latent d*=16", "pixels (64-D)"):
 # - **What we did not verify.** The paper's rate Õ(n^{−1/(6(d*+3))}) is a bound; these slopes are
 #   neither a proof nor a refutation of it. The exact drift used here makes the sweep cheap but
 #   is not the estimator the bound is about.
-#
+
+# %% [markdown]
 # ## Exercises
-# 1. Separate bias from estimation: replace the held-out test digits by their reconstructions
-#    D(E(x_test)) as the reference for latent spaces and refit the slopes.
-# 2. Redo the sweep with a learned drift (`method="heat-learned"`, fixed training steps) for
-#    d* = 8 and pixels at n ∈ {50, 200, 700}. Which space needs fewer samples for the same FDD?
-# 3. Increase t_gap to 0.1 (more smoothing). What happens to the pixel curve's slope, and why?
+# Each exercise has a cell for your answer (a placeholder: `...` or `None`) and, after it, a check:
+# `lsb.exercises.check("04.1", answer)` says "correct", "not attempted yet" while the placeholder is
+# there, or what is off, with a hint. The checks compare with what `lsbcore` computes. To go further
+# (not checked): score the latent spaces against the reconstructions D(E(x_test)) instead of the test
+# digits and refit the slopes (bias vs estimation); redo the sweep with `method="heat-learned"`.
+
+# %%
+import math
+
+import lsbcore.exercises  # noqa: F401  (the checks: lsb.exercises.check)
+
+# %% [markdown]
+# **Exercise 04.1 — the log–log fit.** The slopes of §3 come from the least-squares line
+# $\log \mathrm{err} = a + b\log n$ through the points of all seeds together. Write it: `n` and `err` are
+# arrays of shape (seeds, len(NS)); return `(slope, intercept)`.
+
+# %% tags=["stub"]
+def my_loglog_fit(n, err):
+    ...  # your code: return (slope, intercept)
+
+
+# %% tags=["solution"]
+def my_loglog_fit(n, err):
+    """Pooled least squares in log–log coordinates (natural logs): the slope is the rate exponent."""
+    slope, intercept = np.polyfit(np.log(n).ravel(), np.log(err).ravel(), 1)
+    return slope, intercept
+
+
+# %%
+lsb.exercises.check("04.1", my_loglog_fit)
+
+# %% [markdown]
+# **Exercise 04.2 — the memorisation ratio.** Write $r$ of §5: the median distance from a generated
+# point to its nearest training point, over the same for held-out points (`x`, `train`, `reference`:
+# tensors of shape (·, d)). Why medians?
+
+# %% tags=["stub"]
+def my_memorisation_ratio(x, train, reference):
+    ...  # your code: return r (a float)
+
+
+# %% tags=["solution"]
+def my_memorisation_ratio(x, train, reference):
+    """Medians: a few generated points far from everything (outliers) do not move r."""
+    gen = torch.cdist(x, train).min(dim=1).values.median()
+    ref = torch.cdist(reference, train).min(dim=1).values.median()
+    return float(gen / ref)
+
+
+# %%
+lsb.exercises.check("04.2", my_memorisation_ratio)
+
+# %% [markdown]
+# **Exercise 04.3 — what early stopping costs.** Stopping the bridge at 1 − t_gap leaves the target
+# blurred by N(0, τ²I), τ = σ√t_gap; coupling x with x + τZ bounds the W2 it costs by τ√d — the σ√(t_gap·d*)
+# term of §1. For a Gaussian N(0, S), write the exact $W_2(\mathcal N(0, S), \mathcal N(0, S + \tau^2 I))$
+# and compare it with the bound: which directions pay the full τ?
+
+# %% tags=["stub"]
+def blur_w2(S, tau):
+    ...  # your code: return W2 (a float)
+
+
+# %% tags=["solution"]
+def blur_w2(S, tau):
+    """S and S + τ²I share eigenvectors: W2² = Σ_i (√(λ_i + τ²) − √λ_i)², each term ≤ τ² (= τ² only at λ_i = 0)."""
+    lam = torch.linalg.eigvalsh(S).clamp(min=0)
+    return float(((lam + tau**2).sqrt() - lam.sqrt()).pow(2).sum().sqrt())
+
+
+# a direction of variance λ ≫ τ² moves by about τ²/(2√λ): the blur costs little where the data spread
+_S = torch.diag(torch.tensor([0.0, 1.0, 100.0], dtype=torch.float64))
+print(f"W2 = {blur_w2(_S, 0.1):.5f}, bound τ√d = {0.1 * math.sqrt(3):.5f}")
+
+# %%
+lsb.exercises.check("04.3", blur_w2)

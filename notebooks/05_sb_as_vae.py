@@ -16,6 +16,38 @@
 # %% [markdown]
 # # 05 · Schrödinger-bridge models as an extension of VAEs
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/lsbcore/lsbcore/blob/main/notebooks/05_sb_as_vae.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/lsbcore/lsbcore/main?labpath=notebooks%2F05_sb_as_vae.ipynb)
+
+# %% tags=["setup"]
+# Setup: does nothing where lsbcore is importable (a checkout after `make`, Binder). Elsewhere (Colab, a bare
+# kernel) it installs lsbcore from https://github.com/lsbcore/lsbcore, keeping the torch already installed.
+def _setup():
+    import importlib, importlib.util, pathlib, subprocess, sys, tempfile
+
+    if importlib.util.find_spec("lsbcore") is not None:
+        return
+    root = pathlib.Path.cwd().parent
+    if (root / "lsbcore" / "__init__.py").is_file():
+        sys.path.insert(0, str(root))
+        print(f"setup: using the lsbcore of this checkout ({root})")
+        return
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+        pin = f"torch=={torch.__version__}"
+    else:
+        pin = "torch==2.13.0"
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write(pin + "\n")
+    print(f"setup: installing lsbcore from https://github.com/lsbcore/lsbcore with {pin} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", f.name,
+                    "lsbcore @ git+https://github.com/lsbcore/lsbcore@main"], check=True)
+    importlib.invalidate_caches()
+    print("setup: done")
+
+
+_setup()
+
+# %% [markdown]
 # ## Aim
 # A VAE has an encoder $q_\phi(z\mid x)$, a decoder $p_\theta(x\mid z)$, a prior $p(z)$ and a bound
 # $\mathrm{KL}(p_{\text{data}}\,\|\,p_\theta) \le$ (prior term + reconstruction term). Kaba et al. (2024)
@@ -35,7 +67,7 @@
 #    5. Training schedules on a 2-D toy: joint vs. encoder-first
 #    6. A nonlinear encoder: the path KL by simulation (SB-FBSDE), linear vs. MLP control
 # 3. Discussion
-# 4. Exercises (one with a check against lsbcore)
+# 4. Exercises (each with a worked solution and a check: `lsb.exercises.check`)
 
 # %% tags=["parameters"]
 import lsbcore as lsb
@@ -48,6 +80,7 @@ N_EVAL = 500 if FAST else 1000            # samples for W2
 FBSDE_STEPS = 300 if FAST else 1000       # joint Adam steps on the simulated path KL (§2.6)
 FBSDE_BATCH = 128 if FAST else 256        # encoder paths per step (§2.6)
 SEED = 0
+DEVICE = "cpu"   # "auto": lsb.device() picks CUDA, then MPS, then CPU; float64 work stays on the CPU
 
 # %%
 import math
@@ -371,21 +404,78 @@ assert prior_lin < float(fb_rows["linear"]["fine"]) + 3 * fb_rows["linear"]["fin
 # - A nonlinear encoder keeps the bound but loses the closed forms: the prior loss and drift matching
 #   are no longer separately computable, only their sum (by simulation), so encoder and decoder must be
 #   trained together, and the estimate carries Monte Carlo and time-discretisation error.
-#
+
+# %% [markdown]
 # ## 4 · Exercises
-# 1. **(with a check)** In 1-D with $f = 0$, $g = 1$, $u_\phi = -\kappa x$ and data $\mathcal N(m_0, v_0)$, the
-#    encoder marginal is $q_T = \mathcal N(e^{-\kappa T} m_0,\; e^{-2\kappa T} v_0 + (1 - e^{-2\kappa T})/(2\kappa))$.
-#    Write the prior loss $\mathrm{KL}(q_T\|\mathcal N(0,1))$ by hand and check it against `LinearSBVAE.prior_loss()`.
-# 2. In §2.4, which $\kappa$ minimises the whole bound for $T = 1$? How does it move with $T$?
-# 3. Make the decoder time-dependent, $s_\theta = A(t)x + a(t)$ with $A$ linear in $t$: how much of the
-#    drift-matching term does that remove?
+# Each exercise has a cell for your answer (a placeholder: `...` or `None`) and, after it, a check:
+# `lsb.exercises.check("05.1", answer)` says "correct", "not attempted yet" while the placeholder is
+# there, or what is off, with a hint. The checks compare with what `lsbcore` computes. To go further
+# (not checked): make the decoder time-dependent, $s_\theta = A(t)x + a(t)$ with A linear in t, and see
+# how much of the drift-matching term it removes.
 
 # %%
-# Exercise 1 — a solution, checked against lsbcore
-m0, v0, kappa, T = 2.0, 0.5, 0.8, 1.5
-e = math.exp(-kappa * T)
-mT, vT = e * m0, e**2 * v0 + (1 - e**2) / (2 * kappa)
-kl_hand = 0.5 * (vT + mT**2 - 1 - math.log(vT))
-kl_pkg = lsb.LinearSBVAE([m0], [[v0]], F=0.0, g=1.0, T=T, K=-kappa).prior_loss()
-print(f"by hand {kl_hand:.10f}, lsbcore {kl_pkg:.10f}")
-assert abs(kl_hand - kl_pkg) < 1e-10
+import lsbcore.exercises  # noqa: F401  (the checks: lsb.exercises.check)
+
+# %% [markdown]
+# **Exercise 05.1 — the prior loss by hand.** In 1-D with $f = 0$, $g = 1$, $u_\phi = -\kappa x$ and data
+# $\mathcal N(m_0, v_0)$, the encoder marginal is
+# $q_T = \mathcal N(e^{-\kappa T} m_0,\; e^{-2\kappa T} v_0 + (1 - e^{-2\kappa T})/(2\kappa))$.
+# Write the prior loss $\mathrm{KL}(q_T\|\mathcal N(0,1))$ as a function of m0, v0, κ, T.
+
+# %% tags=["stub"]
+def my_prior_loss(m0, v0, kappa, T):
+    ...  # your code: return the KL in nats (a float)
+
+
+# %% tags=["solution"]
+def my_prior_loss(m0, v0, kappa, T):
+    e = math.exp(-kappa * T)
+    mT, vT = e * m0, e**2 * v0 + (1 - e**2) / (2 * kappa)
+    return 0.5 * (vT + mT**2 - 1 - math.log(vT))     # KL(N(m, v) ‖ N(0, 1))
+
+
+# %%
+lsb.exercises.check("05.1", my_prior_loss)
+
+# %% [markdown]
+# **Exercise 05.2 — the best encoder strength.** In the trade-off of §2.4 (data N(2, 0.5), Brownian
+# reference, T = 1, the best constant linear decoder for each κ), which κ minimises the whole bound
+# KL(Q‖P)? (`lsbcore.explore_linear.sbvae_sweep(kappas, T)` gives the terms for many κ.) How does the
+# minimiser move when T grows?
+
+# %% tags=["stub"]
+kappa_star = None  # your answer: a number
+
+
+# %% tags=["solution"]
+from lsbcore.explore_linear import sbvae_sweep
+
+_kappas = [0.1 * k for k in range(31)]                      # a grid of step 0.1 on [0, 3]
+_bound = sbvae_sweep(_kappas, 1.0)["path_kl"]
+kappa_star = _kappas[min(range(len(_kappas)), key=_bound.__getitem__)]
+_bound2 = sbvae_sweep(_kappas, 2.0)["path_kl"]
+print(f"T = 1: κ* ≈ {kappa_star:.1f};  T = 2: κ* ≈ {_kappas[min(range(len(_kappas)), key=_bound2.__getitem__)]:.1f}"
+      " (a longer horizon needs a weaker encoder to forget the data)")
+
+# %%
+lsb.exercises.check("05.2", kappa_star)
+
+# %% [markdown]
+# **Exercise 05.3 — the score the decoder must learn.** For the score-based model ($u_\phi \equiv 0$) with
+# the OU reference $f = -x/2$, $g = 1$ and data $\mathcal N(m_0, v_0)$ in 1-D, write the score
+# $\nabla\log q_t(x)$ of the encoder marginal (x a tensor of shape (n, 1)).
+
+# %% tags=["stub"]
+def my_score(x, t, m0, v0):
+    ...  # your code: return ∇log q_t(x), the shape of x
+
+
+# %% tags=["solution"]
+def my_score(x, t, m0, v0):
+    """q_t = N(e^{−t/2} m0, e^{−t} v0 + 1 − e^{−t}): the mean decays at rate ½, the variance relaxes to 1."""
+    m_t, v_t = math.exp(-t / 2) * m0, math.exp(-t) * v0 + 1 - math.exp(-t)
+    return -(x - m_t) / v_t
+
+
+# %%
+lsb.exercises.check("05.3", my_score)

@@ -16,6 +16,38 @@
 # %% [markdown]
 # # 06 · VSDM: a forward process that adapts to the data
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/lsbcore/lsbcore/blob/main/notebooks/06_vsdm.ipynb) [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/lsbcore/lsbcore/main?labpath=notebooks%2F06_vsdm.ipynb)
+
+# %% tags=["setup"]
+# Setup: does nothing where lsbcore is importable (a checkout after `make`, Binder). Elsewhere (Colab, a bare
+# kernel) it installs lsbcore from https://github.com/lsbcore/lsbcore, keeping the torch already installed.
+def _setup():
+    import importlib, importlib.util, pathlib, subprocess, sys, tempfile
+
+    if importlib.util.find_spec("lsbcore") is not None:
+        return
+    root = pathlib.Path.cwd().parent
+    if (root / "lsbcore" / "__init__.py").is_file():
+        sys.path.insert(0, str(root))
+        print(f"setup: using the lsbcore of this checkout ({root})")
+        return
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+        pin = f"torch=={torch.__version__}"
+    else:
+        pin = "torch==2.13.0"
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write(pin + "\n")
+    print(f"setup: installing lsbcore from https://github.com/lsbcore/lsbcore with {pin} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", f.name,
+                    "lsbcore @ git+https://github.com/lsbcore/lsbcore@main"], check=True)
+    importlib.invalidate_caches()
+    print("setup: done")
+
+
+_setup()
+
+# %% [markdown]
 # ## Aim
 # Score-based models noise the data with a *fixed, isotropic* forward SDE (the VP-SDE). When the data
 # is stretched along one axis, a fixed schedule either leaves data behind at $t = 1$ or wastes time.
@@ -35,7 +67,7 @@
 #    5. What $A$ does to the forward noise (explore $\beta_{\max}$ and $A$)
 #    6. Explore the samplers (model and NFE)
 # 3. Discussion
-# 4. Exercises (one with a check against lsbcore)
+# 4. Exercises (each with a worked solution and a check: `lsb.exercises.check`)
 
 # %% tags=["parameters"]
 import lsbcore as lsb
@@ -47,6 +79,7 @@ A_EVERY = 20 if FAST else 50          # VSDM: one update of A every A_EVERY netw
 N_EVAL = 500 if FAST else 1000        # samples per evaluation (W2 is exact, O(n³))
 BETA_MAX = 10.0                       # the paper's setting where the VP-SDE fails
 SEED = 0
+DEVICE = "cpu"   # "auto": lsb.device() picks CUDA, then MPS, then CPU; float64 work stays on the CPU
 
 # %%
 import math
@@ -311,24 +344,75 @@ W.vsdm_sampler_explorer({f"{label}": models[name, label].bridge for label in ("V
 # - What we did not reproduce: a time-dependent $A_t$, the paper's $\zeta$ and its convergence analysis;
 #   our small budgets leave both models above the noise floor, so compare them with each other, not
 #   with the paper's numbers.
-#
+
+# %% [markdown]
 # ## 4 · Exercises
-# 1. **(with a check)** For a *diagonal* $D = \mathrm{diag}(d_1, d_2)$ the Lyapunov equation decouples:
-#    $\Sigma_{ii}(t) = (1 - e^{-\tau(t) d_i})/d_i$ with $\tau(t) = \int_0^t\beta$. Take $U = V = I$,
-#    $s = (-0.5, 0.25)$ (so $D = \mathrm{diag}(2, 0.5)$) and check your formula against
-#    `LinearForward.prior_cov()`.
-# 2. Retrain with $\beta_{\max} = 20$: does the VP-SDE recover? Does VSDM still learn a non-zero $A$?
-# 3. Set $\zeta = 0.75$ in `lsb.fit_vsdm` and watch `A_history`: what happens to $\operatorname{tr}A$?
+# Each exercise has a cell for your answer (a placeholder: `...` or `None`) and, after it, a check:
+# `lsb.exercises.check("06.1", answer)` says "correct", "not attempted yet" while the placeholder is
+# there, or what is off, with a hint. The checks compare with what `lsbcore` computes. To go further
+# (not checked): set ζ = 0.75 in `lsb.fit_vsdm` and watch `A_history`: what happens to tr A?
 
 # %%
-# Exercise 1 — a solution, checked against lsbcore
-ex = lsb.LinearForward(2, beta_max=BETA_MAX)
-with torch.no_grad():
-    ex.U.weight = torch.eye(2, dtype=torch.float64)
-    ex.V.weight = torch.eye(2, dtype=torch.float64)
-    ex.s.copy_(torch.tensor([-0.5, 0.25], dtype=torch.float64))
-tau = float(ex.int_beta(torch.tensor(1.0, dtype=torch.float64)))
-d = torch.tensor([2.0, 0.5], dtype=torch.float64)
-mine = torch.diag((1 - torch.exp(-tau * d)) / d)
-torch.testing.assert_close(ex.prior_cov().detach(), mine)
-print("Σ_1 by hand:", mine.diagonal().numpy().round(4), "— matches LinearForward.prior_cov()")
+import lsbcore.exercises  # noqa: F401  (the checks: lsb.exercises.check)
+
+# %% [markdown]
+# **Exercise 06.1 — the adaptive prior, diagonal case.** For a *diagonal* $D = \mathrm{diag}(d_1, d_2)$
+# the Lyapunov equation decouples: $\Sigma_{ii}(1) = (1 - e^{-\tau d_i})/d_i$ with $\tau = \int_0^1\beta$. With
+# $U = V = I$ and $A = \mathrm{diag}(s)$, write the diagonal of $\Sigma_1$ as a function of s (a tensor of
+# shape (2,)) and β_max (β_min = 0.1, β_r = 1.7).
+
+# %% tags=["stub"]
+def my_prior_var(s, beta_max):
+    ...  # your code: return the diagonal of Σ_1, shape (2,)
+
+
+# %% tags=["solution"]
+def my_prior_var(s, beta_max, beta_min=0.1, beta_r=1.7):
+    tau = beta_min + (beta_max - beta_min) / (beta_r + 1)   # ∫_0^1 β_min + t^{β_r}(β_max − β_min) dt
+    d = 1 - 2 * s
+    return (1 - torch.exp(-tau * d)) / d
+
+
+# %%
+lsb.exercises.check("06.1", my_prior_var)
+
+# %% [markdown]
+# **Exercise 06.2 — what the VP-SDE leaves at t = 1.** With A = 0, $X_1 = \Phi_1 X_0 + \text{noise}$ with
+# $\Phi_1 = e^{-\tau/2}$. Write the kept fraction as a function of β_max. Does β_max = 20 rescue the VP-SDE
+# on the spiral stretched ×8?
+
+# %% tags=["stub"]
+def vp_kept(beta_max):
+    ...  # your code: return e^{−τ/2} (a float)
+
+
+# %% tags=["solution"]
+def vp_kept(beta_max, beta_min=0.1, beta_r=1.7):
+    return math.exp(-(beta_min + (beta_max - beta_min) / (beta_r + 1)) / 2)
+
+
+# scale 8 along y: at β_max = 10 a standard deviation of about 8 × 0.15 ≈ 1.2 is left; at 20, 8 × 0.024 ≈ 0.2
+print(f"kept: β_max = 10 → {vp_kept(10.0):.3f}, β_max = 20 → {vp_kept(20.0):.3f}")
+
+# %%
+lsb.exercises.check("06.2", vp_kept)
+
+# %% [markdown]
+# **Exercise 06.3 — the score from the noise predictor.** The network predicts ε in
+# $X_t = \Phi_t x_0 + L_t\varepsilon$ ($\Sigma_t = L_tL_t^\top$). Write the score $-L_t^{-\top}\hat\varepsilon$ for a batch
+# of predictions (rows of shape (n, d)) given $\Sigma_t$, and say why it equals $\nabla\log p(X_t\mid x_0)$ when ε̂ = ε.
+
+# %% tags=["stub"]
+def my_score_from_eps(eps_hat, Sigma):
+    ...  # your code: return the scores, shape (n, d)
+
+
+# %% tags=["solution"]
+def my_score_from_eps(eps_hat, Sigma):
+    """−Σ⁻¹(X_t − Φ x0) = −(L Lᵀ)⁻¹ L ε = −L^{−⊤} ε; in rows that is −ε L^{−1}: solve X L = −ε̂ (triangular)."""
+    L = torch.linalg.cholesky(Sigma)
+    return -torch.linalg.solve_triangular(L, eps_hat, upper=False, left=False)
+
+
+# %%
+lsb.exercises.check("06.3", my_score_from_eps)

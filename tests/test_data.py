@@ -125,3 +125,12 @@ def test_command_line_verifies_data(capsys):
 
     assert main(["verify-data"]) == 0
     assert "FAILED" not in capsys.readouterr().out
+
+
+def test_data_dir_is_the_checkouts_data_folder():
+    """In a checkout (editable install) the shipped files are read from the top-level data/; an
+    installed wheel reads its own lsbcore/data/ (tests/test_wheel.py)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert S.DATA_DIR == root / "data" and (S.DATA_DIR / S.MANIFEST_NAME).is_file()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lsbcore.nets import FourierTime, TimeMLP
-from lsbcore.train import History, ema_update, fit, load_checkpoint, save_checkpoint
+from lsbcore.train import History, TimeLimitReached, ema_update, fit, load_checkpoint, save_checkpoint
 from lsbcore.utils import ChecksumError
 
 
@@ -189,7 +189,7 @@ def test_a_checkpoint_without_digest_is_refused(tmp_path):
     save_checkpoint({"step": 1, "w": torch.ones(3)}, ckpt, digest=False)
     with pytest.raises(ChecksumError, match="no sha256 digest"):
         load_checkpoint(ckpt)
-    from lsbcore.train import sha256_file
+    from lsbcore.checkpoint import sha256_file
 
     assert load_checkpoint(ckpt, sha256=sha256_file(ckpt))["step"] == 1   # a manifest's sum vouches for it
     with pytest.raises(ValueError, match="sha256"):
@@ -232,7 +232,8 @@ def test_nan_loss_is_loud():
     (dict(steps=-1), ValueError), (dict(lr=0.0), ValueError), (dict(ema=1.0), ValueError),
     (dict(seed=torch.Generator()), TypeError), (dict(checkpoint_every=0), ValueError),
     (dict(grad_clip=-1.0), ValueError), (dict(lr=float("nan")), ValueError),
-    (dict(schedule="linear"), ValueError),
+    (dict(schedule="linear"), ValueError), (dict(amp="fp16"), ValueError),
+    (dict(deadline=0.0), ValueError),                      # a deadline needs a checkpoint to save into
 ])
 def test_fit_bad_arguments(kw, err):
     args = dict(steps=2, lr=1e-3, seed=0, progress=False)
@@ -263,3 +264,38 @@ def test_cosine_schedule_learning_rates(monkeypatch):
     loss_fn = lambda model, step, gen: (model(torch.zeros(2, 2), 0.5) ** 2).sum()
     fit(TimeMLP(2, width=4, depth=1), loss_fn, 4, lr=1.0, seed=0, schedule="cosine", progress=False)
     assert seen == pytest.approx([0.5 * (1 + math.cos(math.pi * k / 4)) for k in range(4)])
+
+
+# ---------------------------------------------------------------------------------- devices, DDP, time limits
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU refusal")
+def test_bf16_autocast_is_refused_off_cuda():
+    with pytest.raises(ValueError, match="CUDA"):
+        fit(TimeMLP(2, width=4, depth=1), _regression_problem(), 2, amp="bf16", progress=False)
+
+
+def test_ddp_without_a_process_group_changes_nothing():
+    """``ddp=True`` in one process (no torchrun) is the plain loop, bit for bit."""
+    loss_fn = _regression_problem()
+    a = fit(TimeMLP(2, width=16, depth=2), loss_fn, 40, seed=1, progress=False)
+    b = fit(TimeMLP(2, width=16, depth=2), loss_fn, 40, seed=1, progress=False, ddp=True)
+    assert a.losses == b.losses
+
+
+def test_a_deadline_stops_at_a_checkpoint_and_the_run_resumes_bit_exactly(tmp_path):
+    """A passed deadline stops at the next checkpoint boundary (every 25 steps here) with the state
+    saved; calling again continues, and three stops later the run equals an uninterrupted one."""
+    loss_fn, kw = _regression_problem(), dict(lr=3e-3, seed=5, ema=0.9, progress=False, checkpoint_every=25)
+    ref_model = TimeMLP(2, width=16, depth=2)
+    ref = fit(ref_model, loss_fn, 100, **kw)
+    ckpt, stops = tmp_path / "run.pt", []
+    while True:
+        try:
+            out = fit(TimeMLP(2, width=16, depth=2), loss_fn, 100, checkpoint=ckpt, deadline=0.0, **kw)
+            break
+        except TimeLimitReached as err:
+            stops.append(err.step)
+            assert load_checkpoint(ckpt)["step"] == err.step
+    assert stops == [25, 50, 75]                  # never at the last step: a finished run is not "stopped"
+    assert out.start_step == 75 and out.losses == ref.losses
+    for p, q in zip(out.ema.parameters(), ref.ema.parameters()):
+        assert torch.equal(p, q)
