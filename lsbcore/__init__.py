@@ -38,7 +38,7 @@ _API = {
     "imf": "bridges.matching",
     "FollmerMC": "bridges.follmer", "EmpiricalFollmer": "bridges.follmer", "fit_follmer": "bridges.follmer",
     "HeatFlowBridge": "bridges.heat", "SmoothedFollmer": "bridges.heat", "fit_heat_flow": "bridges.heat",
-    "LinearForward": "bridges.vsdm", "VSDM": "bridges.vsdm", "fit_vsdm": "bridges.vsdm",
+    "LinearForward": "bridges.vsdm", "VSDM": "bridges.vsdm", "fit_vsdm": "bridges.vsdm_fit", "TimeVaryingForward": "bridges.vsdm_time",
     "LinearSBVAE": "bridges.sbvae_exact",
     "SBVAEBridge": "bridges.sbvae", "LinearEncoder": "bridges.sbvae", "MLPEncoder": "bridges.sbvae",
     "fit_sbvae": "bridges.sbvae",

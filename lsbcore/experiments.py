@@ -10,7 +10,7 @@ in one process or under ``torchrun`` with DistributedDataParallel.
 
 * ``bridge-matching`` (here): bridge matching between two sets — toy 2-D sets or image sets
   (pixels) — with independent / Sinkhorn / exact-OT couplings (Notebook 02 §"Bridge matching").
-* ``vsdm`` (here): :func:`lsbcore.bridges.vsdm.fit_vsdm` on a toy set (Notebook 06).
+* ``vsdm`` (here): :func:`lsbcore.bridges.vsdm_fit.fit_vsdm` on a toy set (Notebook 06).
 * ``latent-sb`` (:mod:`lsbcore.experiments_latent`): the latent Schrödinger bridge end to end on
   the 8×8 digits, MNIST or Fashion-MNIST (Notebook 03).
 """
@@ -267,7 +267,7 @@ def run_vsdm(cfg: VSDMConfig, run, place) -> dict:
 
     VSDM keeps A in float64, which MPS lacks: there it runs on the CPU. Under torchrun every rank
     computes the same steps (fit_vsdm does not shard its batch) and rank 0 writes."""
-    from .bridges.vsdm import fit_vsdm
+    from .bridges.vsdm_fit import fit_vsdm
     from .metrics import w2_report
 
     dev = distributed.float64_device(place.device)

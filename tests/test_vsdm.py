@@ -6,7 +6,8 @@ import pytest
 import torch
 from scipy.integrate import solve_ivp
 
-from lsbcore.bridges.vsdm import VSDM, LinearForward, backward_score_loss, fit_vsdm, update_A
+from lsbcore.bridges.vsdm import VSDM, LinearForward, backward_score_loss, update_A
+from lsbcore.bridges.vsdm_fit import fit_vsdm
 from lsbcore.bridges.vsdm_eval import ou_gaussian_bridge_moments
 from lsbcore.bridges.reference import VP
 from lsbcore.sde import sample
@@ -309,10 +310,11 @@ def test_fit_vsdm_resumes_bit_exact_after_a_crash(tmp_path, monkeypatch):
     """A run that dies after its step-30 checkpoint and is rerun equals an uninterrupted one: the network,
     A, both optimizers and both generators come back from the checkpoint (train.fit's extra_state)."""
     import lsbcore.bridges.vsdm as V
+    import lsbcore.bridges.vsdm_fit as F
 
     x = torch.randn(256, 2, generator=torch.Generator().manual_seed(0)) * torch.tensor([1.0, 3.0])
     kw = dict(steps=60, batch_size=32, warmup=10, a_every=10, a_paths=16, a_steps=4, width=16, progress=False)
-    full = V.fit_vsdm(x, **kw)
+    full = F.fit_vsdm(x, **kw)
     ck = tmp_path / "vsdm.pt"
     real, calls = V.backward_score_loss, [0]
 
@@ -324,9 +326,9 @@ def test_fit_vsdm_resumes_bit_exact_after_a_crash(tmp_path, monkeypatch):
 
     monkeypatch.setattr(V, "backward_score_loss", dying)
     with pytest.raises(KeyboardInterrupt):
-        V.fit_vsdm(x, checkpoint=ck, checkpoint_every=30, **kw)
+        F.fit_vsdm(x, checkpoint=ck, checkpoint_every=30, **kw)
     monkeypatch.setattr(V, "backward_score_loss", real)
-    resumed = V.fit_vsdm(x, checkpoint=ck, checkpoint_every=30, **kw)
+    resumed = F.fit_vsdm(x, checkpoint=ck, checkpoint_every=30, **kw)
     assert resumed.losses == full.losses
     assert len(resumed.A_history) == len(full.A_history)
     torch.testing.assert_close(resumed.A_history[-1], full.A_history[-1], rtol=0, atol=0)

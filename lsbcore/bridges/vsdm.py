@@ -26,8 +26,6 @@ docs/theory.md §6 reweighted by L Lᵀ/β, which has the same minimiser and is 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import orthogonal
@@ -37,17 +35,27 @@ from ..linear_sde import cholesky, linear_sde_moments, noise_score
 from ..utils import Seed, check_int, check_points, check_positive, check_seed, check_time, generator, time_column
 from .reference import VP
 
-__all__ = ["LinearForward", "VSDM", "VSDMResult", "backward_score_loss", "update_A", "fit_vsdm"]
+__all__ = ["LinearForward", "VSDM", "backward_score_loss", "update_A"]
 
 _DT = torch.float64
+
+
+def _orthogonal_identity(dim: int) -> nn.Module:
+    """A d×d orthogonal matrix (``.weight``), parametrised so that gradient steps keep it orthogonal,
+    starting at the identity (as upstream): A = U diag(s) Vᵀ then starts symmetric, and rotates only
+    as far as the data ask."""
+    layer = nn.Linear(dim, dim, bias=False, dtype=_DT)
+    with torch.no_grad():
+        layer.weight.copy_(torch.eye(dim, dtype=_DT))
+    return orthogonal(layer)
 
 
 class LinearForward(nn.Module):
     """The forward SDE ``dX = −½ β_t (I − 2A) X dt + √β_t dW`` with ``A = U diag(s) Vᵀ``.
 
-    U and V are orthogonal by construction (``torch.nn.utils.parametrizations.orthogonal``), s starts
-    at 0 (the VP-SDE) and is kept in [−s_max, s_max]. Parameters are float64; ``seed`` fixes the
-    random initial U, V. Notebook 06 §1 "Theory" and §2.1, docs/theory.md §6.
+    U and V are orthogonal by construction (``torch.nn.utils.parametrizations.orthogonal``) and start
+    at the identity, s starts at 0 (the VP-SDE) and is kept in [−s_max, s_max]. Parameters are
+    float64; ``seed`` is checked and kept (``self.seed``) for callers that derive other draws from it. Notebook 06 §1 "Theory" and §2.1, docs/theory.md §6.
     """
 
     def __init__(self, dim: int, *, beta_min: float = 0.1, beta_max: float = 10.0, beta_r: float = 1.7,
@@ -56,11 +64,8 @@ class LinearForward(nn.Module):
         self.dim = check_int(dim, "dim")
         self.schedule = VP(beta_min, beta_max, beta_r)   # checks the β's: finite, > 0, β_max ≥ β_min
         self.s_max = check_positive(s_max, "s_max")
-        seed = check_seed(seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.U = orthogonal(nn.Linear(dim, dim, bias=False, dtype=_DT))
-            self.V = orthogonal(nn.Linear(dim, dim, bias=False, dtype=_DT))
+        self.seed = check_seed(seed)
+        self.U, self.V = _orthogonal_identity(dim), _orthogonal_identity(dim)
         self.s = nn.Parameter(torch.zeros(dim, dtype=_DT))
 
     # ---------------------------------------------------------------- coefficients
@@ -83,6 +88,21 @@ class LinearForward(nn.Module):
                 self._D = self.D()
             self._D_key = key
         return self._D
+
+    def A_at(self, t) -> torch.Tensor:
+        """A_t at the times ``t`` (a 1-D float64 tensor of n times): (n, d, d), differentiable.
+
+        Constant here (A_t = A); :class:`lsbcore.bridges.vsdm_time.TimeVaryingForward` overrides it."""
+        t = torch.as_tensor(t, dtype=_DT, device=self.s.device).reshape(-1)
+        return self.A().expand(t.shape[0], self.dim, self.dim)
+
+    time_varying = False
+
+    def D_at(self, t) -> torch.Tensor:
+        """D_t = I − 2A_t at the times ``t`` (a 1-D tensor of n times), without gradient: (n, d, d), what
+        the sampler's drift needs at each step. Constant here: the cached :meth:`frozen_D`, expanded."""
+        n = torch.as_tensor(t).reshape(-1).shape[0]
+        return self.frozen_D().expand(n, self.dim, self.dim)
 
     def beta(self, t) -> torch.Tensor:
         """β_t = β_min + t^{β_r}(β_max − β_min), for t in [0, 1] (a float or a tensor, shape kept)."""
@@ -186,8 +206,15 @@ class VSDM(Bridge):
         with torch.no_grad():
             return self.forward.transition(times.to(self.forward.s.device))[1]
 
+    def _Dx(self, x, tcol):
+        # D_t x; one D for the whole batch unless A varies in time and the rows have different times
+        # (the sampler passes one time for all rows: a stride-0 column)
+        if not self.forward.time_varying or tcol.stride(0) == 0 or tcol.shape[0] == 1:
+            return x @ self.forward.D_at(tcol[:1, 0])[0].to(x.dtype).T
+        return (self.forward.D_at(tcol[:, 0]).to(x.dtype) @ x[..., None])[..., 0]
+
     def _drift(self, x, tcol, beta):
-        return -0.5 * beta * (x @ self.forward.frozen_D().to(x.dtype).T)
+        return -0.5 * beta * self._Dx(x, tcol)
 
     def drift(self, x, t):
         """−½ β_t D x: the forward (noising) drift."""
@@ -207,9 +234,8 @@ class VSDM(Bridge):
     def velocity(self, x, t):
         """−½ β_t (D x + score): the probability-flow ODE (one expression, cheaper than the default)."""
         tcol = time_column(t, x)
-        D = self.forward.frozen_D().to(x.dtype)
         beta = self.forward.beta(tcol).to(x.dtype)
-        return -0.5 * beta * (x @ D.T + noise_score(self.net, x, tcol, self._noise_cov))
+        return -0.5 * beta * (self._Dx(x, tcol) + noise_score(self.net, x, tcol, self._noise_cov))
 
     def start(self, n: int, *, seed: Seed = 0, device=None) -> torch.Tensor:
         """n draws from the adaptive prior N(0, Σ_1) at t = 1 (float32 unless the net is float64)."""
@@ -288,90 +314,20 @@ def update_A(bridge: VSDM, optimizer: torch.optim.Optimizer, *, n: int = 256, st
     dt = float(1 - bridge.t_gap) / steps
     beta = fwd.beta(ts)                           # (J,)
     with torch.no_grad():
-        A0 = fwd.A()
+        A0 = fwd.A_at(ts)                         # (J, d, d): A_t at each step's time
         tcol = ts.to(res.x.dtype)[:, None, None].expand(-1, n, 1)
         sc = torch.stack([bridge.score(xs[j].to(res.x.dtype), tcol[j]) for j in range(len(ts))]).to(_DT)
-        zhat = beta.sqrt()[:, None, None] * (sc - xs @ A0.T)
-    A = fwd.A()
-    zf = beta.sqrt()[:, None, None] * (xs @ A.T)
-    obj = (0.5 * (zf**2).sum(-1) + (zf * zhat).sum(-1)).mean(-1) + zeta * beta * torch.trace(A)
+        zhat = beta.sqrt()[:, None, None] * (sc - xs @ A0.transpose(1, 2))
+    A = fwd.A_at(ts)
+    zf = beta.sqrt()[:, None, None] * (xs @ A.transpose(1, 2))
+    trace = A.diagonal(dim1=-2, dim2=-1).sum(-1)
+    obj = (0.5 * (zf**2).sum(-1) + (zf * zhat).sum(-1)).mean(-1) + zeta * beta * trace
     loss = dt * obj.sum()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     fwd.clamp_()
     return float(loss.detach())
-
-
-@dataclass
-class VSDMResult:
-    """What :func:`fit_vsdm` returns: the bridge (EMA network), losses, A's history, wall time."""
-
-    bridge: VSDM
-    losses: list
-    A_history: list = field(default_factory=list)
-    seconds: float = 0.0
-
-
-def fit_vsdm(data, *, adaptive: bool = True, steps: int = 2000, batch_size: int = 256, beta_min: float = 0.1,
-             beta_max: float = 10.0, beta_r: float = 1.7, width: int = 128, depth: int = 3, lr: float = 2e-3,
-             ema: float = 0.995, warmup: int | None = None, a_every: int = 50, a_lr: float = 0.02,
-             a_paths: int = 256, a_steps: int = 20, zeta: float = 1.0, t_gap: float = 1e-3, seed: int = 0,
-             progress: bool = True, checkpoint=None, checkpoint_every: int = 1000) -> VSDMResult:
-    """Train VSDM (``adaptive=True``) or the plain VP-SDE (``adaptive=False``: A stays 0) on samples.
-
-    The network is a :class:`lsbcore.nets.TimeMLP` trained by :func:`lsbcore.train.fit` (progress bar,
-    EMA ``ema`` of the weights, used by the returned bridge) on :func:`backward_score_loss` with
-    batches of ``batch_size``; with ``adaptive=True``, after ``warmup`` steps (default steps // 4)
-    A takes one :func:`update_A` step (Adam, ``a_lr``; ``a_paths`` paths of ``a_steps`` steps, drawn
-    from a second generator seeded ``seed + 1``) every ``a_every`` network steps. Both variants use the
-    same network, the same budget and the same seed. ``checkpoint`` (a file path) saves the network,
-    A, both optimizers and both generators every ``checkpoint_every`` steps; rerunning the same call
-    resumes from it and gives the same result as an uninterrupted run (on CPU). Notebook 06 §2.3 "Anisotropic shapes", docs/theory.md §6.
-    """
-    from ..nets import TimeMLP
-    from ..train import fit
-
-    data = check_points(data, "data")
-    steps = check_int(steps, "steps")
-    batch_size = check_int(batch_size, "batch_size")
-    a_every = check_int(a_every, "a_every")
-    a_paths, a_steps = check_int(a_paths, "a_paths"), check_int(a_steps, "a_steps")
-    a_lr = check_positive(a_lr, "a_lr")
-    zeta = check_positive(zeta, "zeta", allow_zero=True)
-    t_gap = _check_gap(t_gap)
-    warmup = steps // 4 if warmup is None else check_int(warmup, "warmup", minimum=0)
-    a_gen = generator(check_seed(seed) + 1, data.device)
-    d = data.shape[1]
-    fwd = LinearForward(d, beta_min=beta_min, beta_max=beta_max, beta_r=beta_r, seed=seed).to(data.device)
-    net = TimeMLP(d, width=width, depth=depth, seed=seed).to(data.device)
-    bridge = VSDM(fwd, net, t_gap=t_gap)
-    opt_A = torch.optim.Adam(fwd.parameters(), lr=a_lr)
-    A_hist = [fwd.A().detach().clone()]
-
-    def loss_fn(model, step, gen):
-        if adaptive and step >= warmup and (step - warmup) % a_every == 0:
-            update_A(bridge, opt_A, n=a_paths, steps=a_steps, zeta=zeta, seed=a_gen)
-            A_hist.append(fwd.A().detach().clone())
-        idx = torch.randint(0, data.shape[0], (batch_size,), generator=gen, device=data.device)
-        return backward_score_loss(fwd, model, data[idx], t_gap=t_gap, seed=gen)
-
-    def get_state():
-        return {"forward": fwd.state_dict(), "opt_A": opt_A.state_dict(), "a_gen": a_gen.get_state(),
-                "A_history": torch.stack(A_hist)}
-
-    def set_state(state):
-        fwd.load_state_dict(state["forward"])
-        opt_A.load_state_dict(state["opt_A"])
-        a_gen.set_state(state["a_gen"])
-        A_hist[:] = list(state["A_history"])
-
-    hist = fit(net, loss_fn, steps, lr=lr, seed=seed, ema=ema, progress=progress, log_every=min(100, steps),
-               desc="VSDM" if adaptive else "VP-SDE", checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-               extra_state=(get_state, set_state))
-    fwd.requires_grad_(False)
-    out = VSDM(fwd, (hist.ema if hist.ema is not None else net).eval(), t_gap=t_gap)
-    return VSDMResult(out, hist.losses, A_hist, hist.seconds)
 
 
 def _check_gap(t_gap) -> float:

@@ -1,0 +1,119 @@
+"""Training VSDM (notebook 06): the score network and the forward's A, alternated.
+
+:func:`fit_vsdm` trains the ε-network of :class:`lsbcore.bridges.vsdm.VSDM` on the simulation-free
+backward-score loss and, every few steps, moves A by one stochastic-approximation step
+(:func:`lsbcore.bridges.vsdm.update_A`) on backward trajectories simulated with the current model —
+the alternation of the paper's Algorithm 1, in one loop. docs/theory.md §6.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..utils import check_int, check_points, check_positive, check_seed, generator
+from . import vsdm as _v
+from .vsdm import VSDM, LinearForward, _check_gap
+
+__all__ = ["VSDMResult", "fit_vsdm"]
+
+# U and V (the rotations of A = U diag(s) Vᵀ) move at this fraction of the step size of s, as upstream
+# (learning rates 2e-4 and 1e-3): A starts symmetric and turns slowly.
+_ROTATION_LR = 0.2
+
+
+@dataclass
+class VSDMResult:
+    """What :func:`fit_vsdm` returns: the bridge (EMA network), losses, A's history, wall time."""
+
+    bridge: VSDM
+    losses: list
+    A_history: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def fit_vsdm(data, *, adaptive: bool = True, steps: int = 2000, batch_size: int = 256, beta_min: float = 0.1,
+             beta_max: float = 10.0, beta_r: float = 1.7, width: int = 128, depth: int = 3, lr: float = 2e-3,
+             ema: float = 0.995, warmup: int | None = None, freeze: int | None = None, a_every: int = 50,
+             a_lr: float = 0.02, a_decay: float = 0.6, a_paths: int = 256, a_steps: int = 20, zeta: float = 1.0, t_gap: float = 1e-3, seed: int = 0,
+             pieces: int = 1, schedule: str = "constant", progress: bool = True, checkpoint=None, checkpoint_every: int = 1000) -> VSDMResult:
+    """Train VSDM (``adaptive=True``) or the plain VP-SDE (``adaptive=False``: A stays 0) on samples.
+
+    The network is a :class:`lsbcore.nets.TimeMLP` trained by :func:`lsbcore.train.fit` (progress bar,
+    EMA ``ema`` of the weights, used by the returned bridge) on :func:`backward_score_loss` with
+    batches of ``batch_size``. With ``adaptive=True`` training has three phases:
+
+    1. ``warmup`` network steps with A = 0 (default steps // 4): the score of the VP-SDE;
+    2. stochastic approximation: every ``a_every`` network steps, A takes one :func:`update_A` step
+       (``a_paths`` backward paths of ``a_steps`` steps, drawn from a second generator seeded
+       ``seed + 1``) with a *decreasing* step size γ_k = a_lr · (1 + k/10)^(−a_decay) for the k-th
+       update (Adam-preconditioned; ``a_decay = 0`` keeps it constant; U and V move at 0.2 γ_k). Σγ_k = ∞ with γ_k → 0 is
+       what the paper's convergence theorem for A asks of its step sizes;
+    3. the last ``freeze`` steps (default steps // 4) train the network alone on the final A, so the
+       returned score belongs to the returned forward process.
+
+    ``pieces > 1`` makes A piecewise constant in time (A_t = A_k on ``pieces`` equal intervals:
+    :class:`lsbcore.bridges.vsdm_time.TimeVaryingForward`, exact transitions). Both variants use the
+    same network, the same budget and the same seed. ``checkpoint`` (a file path) saves the network,
+    A, both optimizers and both generators every ``checkpoint_every`` steps; rerunning the same call
+    resumes from it and gives the same result as an uninterrupted run (on CPU). Notebook 06 §2.3 "Anisotropic shapes", docs/theory.md §6.
+    """
+    from ..nets import TimeMLP
+    from ..train import fit
+
+    data = check_points(data, "data")
+    steps = check_int(steps, "steps")
+    batch_size = check_int(batch_size, "batch_size")
+    a_every = check_int(a_every, "a_every")
+    a_paths, a_steps = check_int(a_paths, "a_paths"), check_int(a_steps, "a_steps")
+    a_lr = check_positive(a_lr, "a_lr")
+    zeta = check_positive(zeta, "zeta", allow_zero=True)
+    t_gap = _check_gap(t_gap)
+    warmup = steps // 4 if warmup is None else check_int(warmup, "warmup", minimum=0)
+    freeze = steps // 4 if freeze is None else check_int(freeze, "freeze", minimum=0)
+    a_decay = check_positive(a_decay, "a_decay", allow_zero=True)
+    if a_decay > 1:
+        raise ValueError(f"a_decay must lie in [0, 1] (Σγ_k must diverge), got {a_decay}")
+    a_gen = generator(check_seed(seed) + 1, data.device)
+    d = data.shape[1]
+    pieces = check_int(pieces, "pieces")
+    if pieces == 1:
+        fwd = LinearForward(d, beta_min=beta_min, beta_max=beta_max, beta_r=beta_r, seed=seed).to(data.device)
+    else:
+        from .vsdm_time import TimeVaryingForward
+
+        fwd = TimeVaryingForward(d, pieces=pieces, beta_min=beta_min, beta_max=beta_max, beta_r=beta_r,
+                                 seed=seed).to(data.device)
+    net = TimeMLP(d, width=width, depth=depth, seed=seed).to(data.device)
+    bridge = VSDM(fwd, net, t_gap=t_gap)
+    rotations = [p for name, p in fwd.named_parameters() if name != "s" and not name.endswith(".s")]
+    scales = [p for name, p in fwd.named_parameters() if name == "s" or name.endswith(".s")]
+    opt_A = torch.optim.Adam([{"params": scales, "lr": a_lr, "scale": 1.0},
+                              {"params": rotations, "lr": _ROTATION_LR * a_lr, "scale": _ROTATION_LR}])
+    A_hist = [fwd.A().detach().clone()]
+
+    def loss_fn(model, step, gen):
+        if adaptive and warmup <= step < steps - freeze and (step - warmup) % a_every == 0:
+            for group in opt_A.param_groups:
+                group["lr"] = group["scale"] * a_lr * (1 + (len(A_hist) - 1) / 10) ** (-a_decay)
+            _v.update_A(bridge, opt_A, n=a_paths, steps=a_steps, zeta=zeta, seed=a_gen)
+            A_hist.append(fwd.A().detach().clone())
+        idx = torch.randint(0, data.shape[0], (batch_size,), generator=gen, device=data.device)
+        return _v.backward_score_loss(fwd, model, data[idx], t_gap=t_gap, seed=gen)
+
+    def get_state():
+        return {"forward": fwd.state_dict(), "opt_A": opt_A.state_dict(), "a_gen": a_gen.get_state(),
+                "A_history": torch.stack(A_hist)}
+
+    def set_state(state):
+        fwd.load_state_dict(state["forward"])
+        opt_A.load_state_dict(state["opt_A"])
+        a_gen.set_state(state["a_gen"])
+        A_hist[:] = list(state["A_history"])
+
+    hist = fit(net, loss_fn, steps, lr=lr, seed=seed, ema=ema, schedule=schedule, progress=progress, log_every=min(100, steps),
+               desc="VSDM" if adaptive else "VP-SDE", checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+               extra_state=(get_state, set_state))
+    fwd.requires_grad_(False)
+    out = VSDM(fwd, (hist.ema if hist.ema is not None else net).eval(), t_gap=t_gap)
+    return VSDMResult(out, hist.losses, A_hist, hist.seconds)
