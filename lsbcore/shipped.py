@@ -154,17 +154,22 @@ def rebuild_data(data_dir=DATA_DIR, *, steps: Optional[int] = None, names: Optio
     Returns the manifest. Run as ``python -m lsbcore rebuild-data`` (data/README.md; Notebook 03 §2).
     """
     data_dir = Path(data_dir)
-    todo = list(names) if names is not None else [*SHIPPED, "classifier.pt"]
+    from .bridges.vsdm_shapes import SHIPPED_VSDM, rebuild as rebuild_vsdm
+
+    known = [*SHIPPED, "classifier.pt", *SHIPPED_VSDM]
+    todo = list(names) if names is not None else known
     for name in todo:
-        if name != "classifier.pt" and name not in SHIPPED:
-            raise ValueError(f"unknown shipped file {name!r}; known: {[*SHIPPED, 'classifier.pt']}")
+        if name not in known:
+            raise ValueError(f"unknown shipped file {name!r}; known: {known}")
     extra = {} if steps is None else {"steps": check_int(steps, "steps")}
     data_dir.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: the same reduction order (so the same bytes) on any machine
     try:
         for name in todo:
-            if name == "classifier.pt":
+            if name in SHIPPED_VSDM:      # notebook 06's models (≈ 2 min each)
+                rebuild_vsdm(name, data_dir, progress=progress, **extra)
+            elif name == "classifier.pt":
                 _save(fit_classifier(progress=progress, **extra), data_dir / name, what="classifier")
             else:
                 _save(fit_autoencoder(progress=progress, **SHIPPED[name], **extra), data_dir / name,

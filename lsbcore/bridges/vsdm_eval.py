@@ -17,7 +17,7 @@ from ..metrics import bures_w2, histogram_error, straightness, w2_report
 from ..utils import check_int, check_points, check_scale, check_time
 from .vsdm import VSDM, LinearForward
 
-__all__ = ["ou_gaussian_bridge_moments", "forward_marginals", "gaussian_sb_distance", "evaluate"]
+__all__ = ["ou_gaussian_bridge_moments", "forward_marginals", "gaussian_sb_distance", "distance_history", "evaluate"]
 
 _DT = torch.float64
 
@@ -94,6 +94,29 @@ def gaussian_sb_distance(forward: LinearForward, m0, S0, *, n_times: int = 21):
                                         math.sqrt(beta), t)
     per = torch.tensor([bures_w2(mf[i], Sf[i], mb[i], Sb[i]) for i in range(n_times)], dtype=_DT)
     return float(per.pow(2).mean().sqrt()), per
+
+
+class _FixedA(LinearForward):
+    """A LinearForward whose A is a given matrix (to replay a recorded ``A_history``)."""
+
+    def __init__(self, like: LinearForward, A: torch.Tensor):
+        sch = like.schedule
+        super().__init__(like.dim, beta_min=sch.beta_min, beta_max=sch.beta_max, beta_r=sch.beta_r)
+        self._A = torch.as_tensor(A, dtype=_DT).detach().cpu()
+
+    def A(self) -> torch.Tensor:
+        return self._A
+
+
+def distance_history(forward: LinearForward, A_history, m0, S0, *, every: int = 1, n_times: int = 21):
+    """:func:`gaussian_sb_distance` for every ``every``-th A of a recorded history (``fit_vsdm``'s
+    ``A_history``): how the learned forward approaches (or not) the Gaussian Schrödinger bridge as A
+    trains. Returns ``(indices, distances)``. Notebook 06 §2.2 "A Gaussian check"."""
+    every = check_int(every, "every")
+    idx = list(range(0, len(A_history), every))
+    if idx[-1] != len(A_history) - 1:
+        idx.append(len(A_history) - 1)
+    return idx, [gaussian_sb_distance(_FixedA(forward, A_history[i]), m0, S0, n_times=n_times)[0] for i in idx]
 
 
 def evaluate(bridge: VSDM, target, *, nfes=(6, 8, 16, 50), n: int = 1000, seed: int = 0) -> dict:
