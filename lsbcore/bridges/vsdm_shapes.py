@@ -24,7 +24,7 @@ from .vsdm import VSDM, LinearForward
 from .vsdm_fit import VSDMResult, fit_vsdm
 
 __all__ = ["SHAPES", "GAUSS_MEAN", "GAUSS_COV", "RECIPE", "GAUSS_RECIPE", "MODELS", "N_TRAIN", "train", "save",
-           "load", "SHIPPED_VSDM", "shipped_vsdm"]
+           "load", "SHIPPED_VSDM", "shipped_vsdm", "shipped_bench", "summarise"]
 
 GAUSS_MEAN = torch.tensor([-8.0, 2.0], dtype=torch.float64)
 GAUSS_COV = torch.tensor([[1.0, 1.0], [1.0, 5.0]], dtype=torch.float64)
@@ -168,3 +168,39 @@ def rebuild(name: str, data_dir, *, steps: int | None = None, progress: bool = T
         steps = check_int(steps, "steps")
         override = {**override, "steps": steps, "warmup": steps // 10, "freeze": steps // 4}
     return save(train(shape, model, 0, progress=progress, **override), Path(data_dir) / name, digest=False)
+
+
+def shipped_bench(*, data_dir=None) -> dict:
+    """The multi-seed table that ``python bench/vsdm.py --ship data`` recorded in ``data/vsdm_bench.json``
+    (``{"command", "wall_s", "rows"}``): notebook 06 shows it beside its own seed-0 numbers."""
+    import json
+
+    from ..shipped import DATA_DIR
+
+    path = Path(DATA_DIR if data_dir is None else data_dir) / "vsdm_bench.json"
+    out = json.loads(path.read_text())
+    if not isinstance(out, dict) or not isinstance(out.get("rows"), list):
+        raise ValueError(f"{path} is not a table written by bench/vsdm.py")
+    return out
+
+
+def summarise(rows, *, nfes=(6, 8, 16, 50), zeta: float = 0.85) -> dict:
+    """(shape, model) → {"seeds", "w2": {nfe: (mean, std)}, "floor", "ratio50": [per seed], "rel50": mean}
+    over the rows of :func:`shipped_bench` (VSDM rows with another ζ — the ablation — are left out)."""
+    import statistics
+
+    groups: dict = {}
+    for r in rows:
+        if r["shape"] == "gaussian" or (r["model"].startswith("VSDM") and r["zeta"] != zeta):
+            continue
+        groups.setdefault((r["shape"], r["model"]), []).append(r)
+    out = {}
+    for key, rs in groups.items():
+        w2 = {k: [r["eval"][str(k)]["w2"] for r in rs] for k in nfes}
+        out[key] = {"seeds": sorted(r["seed"] for r in rs),
+                    "w2": {k: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0) for k, v in w2.items()},
+                    "floor": statistics.mean(r["eval"]["50"]["floor"] for r in rs),
+                    "ratio50": [r["eval"]["50"]["w2"] / r["eval"]["50"]["floor"] for r in rs],
+                    "rel50": statistics.mean(r["eval"]["50"]["rel_straightness"] for r in rs),
+                    "rows": rs}
+    return out
