@@ -8,10 +8,11 @@ import torch
 from lsbcore import autoencoder as A
 from lsbcore import digits as D
 from lsbcore import shipped as S
+from lsbcore.bridges.vsdm_shapes import SHIPPED_VSDM
 from lsbcore.train import load_checkpoint
 from lsbcore.utils import ChecksumError
 
-SHIPPED_FILES = sorted([*S.SHIPPED, "classifier.pt"])
+SHIPPED_FILES = sorted([*S.SHIPPED, "classifier.pt", *SHIPPED_VSDM])
 
 
 def test_manifest_lists_every_shipped_file_with_matching_sums():

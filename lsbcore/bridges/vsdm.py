@@ -19,7 +19,9 @@ the shared sampler (:func:`lsbcore.generate`: the data sit at t = 0, generation 
 prior at t = 1). The Gaussian check and the evaluation at several NFEs are in
 :mod:`lsbcore.bridges.vsdm_eval`. Notebook 06 explains all of it.
 
-Reading notes (ours, not the paper's): A is one constant matrix (the paper's A_t varies with t), and
+Reading notes (ours, not the paper's): A is one constant matrix here (the paper's A_t varies with t:
+:class:`lsbcore.bridges.vsdm_time.TimeVaryingForward` offers a piecewise-constant A_t through the hooks
+``A_at``/``D_at``, with exact transitions; training is in :mod:`lsbcore.bridges.vsdm_fit`), and
 the score network predicts the noise ε, i.e. the backward-score loss ‖ẑ_θ − √β(−L^{−T}ε − A x)‖² of
 docs/theory.md §6 reweighted by L Lᵀ/β, which has the same minimiser and is well conditioned near t = 0.
 """
@@ -293,8 +295,8 @@ def update_A(bridge: VSDM, optimizer: torch.optim.Optimizer, *, n: int = 256, st
     Simulate the backward SDE of the current model from the prior (``steps`` Euler–Maruyama steps,
     ``n`` paths, no gradient), then take one optimiser step on
 
-        Σ_j Δt · mean[ ½‖z_f‖² + z_f·ẑ + ζ β_j tr A ],   z_f = √β_j A x_j,
-        ẑ = √β_j (score(x_j, t_j) − A x_j)   (held fixed),
+        Σ_j Δt · mean[ ½‖z_f‖² + z_f·ẑ + ζ β_j tr A_j ],   z_f = √β_j A_j x_j,   A_j = A_{t_j},
+        ẑ = √β_j (score(x_j, t_j) − A_j x_j)   (held fixed),
 
     the forward part of the SB-FBSDE objective with ∇·z_f = √β tr A (docs/theory.md §6). With ζ = 1 the
     minimiser in A is the one whose forward score matches the backward model on its own trajectories.

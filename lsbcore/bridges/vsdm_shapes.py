@@ -99,9 +99,9 @@ def save(result: VSDMResult, path, *, digest: bool = True) -> Path:
     b = result.bridge
     state = {"net": {k: v.detach().cpu().contiguous() for k, v in b.net.state_dict().items()},
              "forward": {k: v.detach().cpu().contiguous() for k, v in b.forward.state_dict().items()},
-             "A_history": torch.stack(result.A_history).cpu(), "losses": torch.tensor(result.losses)}
-    return save_checkpoint({"what": "vsdm", "config": dict(result.config), "state": state,
-                            "seconds": float(result.seconds)}, path, digest=digest)
+             "A_history": torch.stack(result.A_history).cpu(), "losses": torch.tensor(result.losses),
+             "seconds": torch.tensor(float(result.seconds), dtype=torch.float64)}
+    return save_checkpoint({"what": "vsdm", "config": dict(result.config), "state": state}, path, digest=digest)
 
 
 def _rebuild_bridge(cfg: dict, state: dict) -> VSDM:
@@ -128,7 +128,7 @@ def load(path, *, sha256: str | None = None) -> VSDMResult:
         raise ValueError(f"{path} is not a VSDM checkpoint written by lsbcore.bridges.vsdm_shapes.save")
     st = ck["state"]
     res = VSDMResult(_rebuild_bridge(ck["config"], st), st["losses"].tolist(), list(st["A_history"]),
-                     float(ck.get("seconds", 0.0)))
+                     float(st["seconds"]))
     res.config = ck["config"]
     return res
 
