@@ -28,6 +28,7 @@ docs/theory.md §6 reweighted by L Lᵀ/β, which has the same minimiser and is 
 from __future__ import annotations
 
 import math
+
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import orthogonal
@@ -57,7 +58,8 @@ class LinearForward(nn.Module):
 
     U and V are orthogonal by construction (``torch.nn.utils.parametrizations.orthogonal``) and start
     at the identity, s starts at 0 (the VP-SDE) and is kept in [−s_max, s_max]. Parameters are
-    float64; ``seed`` is checked and kept (``self.seed``) for callers that derive other draws from it. Notebook 06 §1 "Theory" and §2.1, docs/theory.md §6.
+    float64; ``seed`` is checked and kept (``self.seed``) for callers that derive other draws from it.
+    Notebook 06 §1 "Theory" and §2.1, docs/theory.md §6.
     """
 
     def __init__(self, dim: int, *, beta_min: float = 0.1, beta_max: float = 10.0, beta_r: float = 1.7,
@@ -98,7 +100,7 @@ class LinearForward(nn.Module):
         t = torch.as_tensor(t, dtype=_DT, device=self.s.device).reshape(-1)
         return self.A().expand(t.shape[0], self.dim, self.dim)
 
-    time_varying = False
+    time_varying = False   #: True for forwards whose A depends on t (then D_at differs between times)
 
     def D_at(self, t) -> torch.Tensor:
         """D_t = I − 2A_t at the times ``t`` (a 1-D tensor of n times), without gradient: (n, d, d), what

@@ -4,7 +4,9 @@ the quality of PF-ODE samples at several numbers of function evaluations (NFE).
 For Gaussian data and A = 0 with constant β the VSDM forward is an OU process, and the probability-flow
 ODE with the exact score must pass through the marginals of the Schrödinger bridge between the data and
 the prior with that OU reference: :func:`ou_gaussian_bridge_moments` gives them from the Brownian
-closed form (docs/theory.md §3). :func:`evaluate` scores a trained model: W2 with its noise floor,
+closed form (docs/theory.md §3). With a *learned* A, :func:`gaussian_sb_distance` measures how far
+the forward is from the Gaussian SB between the data and the model's prior (:func:`distance_history`
+replays a training run). :func:`evaluate` scores a trained model: W2 with its noise floor,
 histogram error and path straightness (docs/theory.md §7).
 """
 from __future__ import annotations

@@ -35,8 +35,9 @@ class VSDMResult:
 def fit_vsdm(data, *, adaptive: bool = True, steps: int = 2000, batch_size: int = 256, beta_min: float = 0.1,
              beta_max: float = 10.0, beta_r: float = 1.7, width: int = 128, depth: int = 3, lr: float = 2e-3,
              ema: float = 0.995, warmup: int | None = None, freeze: int | None = None, a_every: int = 50,
-             a_lr: float = 0.02, a_decay: float = 0.6, a_paths: int = 256, a_steps: int = 20, zeta: float = 1.0, t_gap: float = 1e-3, seed: int = 0,
-             pieces: int = 1, schedule: str = "constant", progress: bool = True, checkpoint=None, checkpoint_every: int = 1000) -> VSDMResult:
+             a_lr: float = 0.02, a_decay: float = 0.6, a_paths: int = 256, a_steps: int = 20, zeta: float = 1.0,
+             t_gap: float = 1e-3, seed: int = 0, pieces: int = 1, schedule: str = "constant",
+             progress: bool = True, checkpoint=None, checkpoint_every: int = 1000) -> VSDMResult:
     """Train VSDM (``adaptive=True``) or the plain VP-SDE (``adaptive=False``: A stays 0) on samples.
 
     The network is a :class:`lsbcore.nets.TimeMLP` trained by :func:`lsbcore.train.fit` (progress bar,
@@ -47,8 +48,8 @@ def fit_vsdm(data, *, adaptive: bool = True, steps: int = 2000, batch_size: int 
     2. stochastic approximation: every ``a_every`` network steps, A takes one :func:`update_A` step
        (``a_paths`` backward paths of ``a_steps`` steps, drawn from a second generator seeded
        ``seed + 1``) with a *decreasing* step size γ_k = a_lr · (1 + k/10)^(−a_decay) for the k-th
-       update (Adam-preconditioned; ``a_decay = 0`` keeps it constant; U and V move at 0.2 γ_k). Σγ_k = ∞ with γ_k → 0 is
-       what the paper's convergence theorem for A asks of its step sizes;
+       update (Adam-preconditioned; ``a_decay = 0`` keeps it constant; U and V move at 0.2 γ_k).
+       Σγ_k = ∞ with γ_k → 0 is what the paper's convergence theorem for A asks of its step sizes;
     3. the last ``freeze`` steps (default steps // 4) train the network alone on the final A, so the
        returned score belongs to the returned forward process.
 
@@ -56,7 +57,9 @@ def fit_vsdm(data, *, adaptive: bool = True, steps: int = 2000, batch_size: int 
     :class:`lsbcore.bridges.vsdm_time.TimeVaryingForward`, exact transitions). Both variants use the
     same network, the same budget and the same seed. ``checkpoint`` (a file path) saves the network,
     A, both optimizers and both generators every ``checkpoint_every`` steps; rerunning the same call
-    resumes from it and gives the same result as an uninterrupted run (on CPU). Notebook 06 §2.3 "Anisotropic shapes", docs/theory.md §6.
+    resumes from it and gives the same result as an uninterrupted run (on CPU). ``schedule``: the
+    network's learning-rate schedule (:func:`lsbcore.train.fit`). Notebook 06 §2.3, docs/theory.md §6;
+    the recipe notebook 06 and ``bench/vsdm.py`` use is :data:`lsbcore.bridges.vsdm_shapes.RECIPE`.
     """
     from ..nets import TimeMLP
     from ..train import fit
@@ -111,8 +114,8 @@ def fit_vsdm(data, *, adaptive: bool = True, steps: int = 2000, batch_size: int 
         a_gen.set_state(state["a_gen"])
         A_hist[:] = list(state["A_history"])
 
-    hist = fit(net, loss_fn, steps, lr=lr, seed=seed, ema=ema, schedule=schedule, progress=progress, log_every=min(100, steps),
-               desc="VSDM" if adaptive else "VP-SDE", checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+    hist = fit(net, loss_fn, steps, lr=lr, seed=seed, ema=ema, schedule=schedule, progress=progress,
+               log_every=min(100, steps), desc="VSDM" if adaptive else "VP-SDE", checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                extra_state=(get_state, set_state))
     fwd.requires_grad_(False)
     out = VSDM(fwd, (hist.ema if hist.ema is not None else net).eval(), t_gap=t_gap)
