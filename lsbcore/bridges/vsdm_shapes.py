@@ -93,14 +93,16 @@ def train(shape: str, model: str, seed: int = 0, *, progress: bool = True, **ove
 
 def save(result: VSDMResult, path, *, digest: bool = True) -> Path:
     """Write a trained model (network, forward, A's history, losses, config) with
-    :func:`lsbcore.checkpoint.save_checkpoint` (``digest=False`` for files a manifest records)."""
+    :func:`lsbcore.checkpoint.save_checkpoint` (``digest=False`` for files a manifest records: those
+    leave out the training wall time, so that a rebuild reproduces the committed bytes)."""
     if not isinstance(result, VSDMResult) or not hasattr(result, "config"):
         raise TypeError("result must be a VSDMResult returned by lsbcore.bridges.vsdm_shapes.train")
     b = result.bridge
     state = {"net": {k: v.detach().cpu().contiguous() for k, v in b.net.state_dict().items()},
              "forward": {k: v.detach().cpu().contiguous() for k, v in b.forward.state_dict().items()},
-             "A_history": torch.stack(result.A_history).cpu(), "losses": torch.tensor(result.losses),
-             "seconds": torch.tensor(float(result.seconds), dtype=torch.float64)}
+             "A_history": torch.stack(result.A_history).cpu(), "losses": torch.tensor(result.losses)}
+    if digest:
+        state["seconds"] = torch.tensor(float(result.seconds), dtype=torch.float64)
     return save_checkpoint({"what": "vsdm", "config": dict(result.config), "state": state}, path, digest=digest)
 
 
@@ -128,7 +130,7 @@ def load(path, *, sha256: str | None = None) -> VSDMResult:
         raise ValueError(f"{path} is not a VSDM checkpoint written by lsbcore.bridges.vsdm_shapes.save")
     st = ck["state"]
     res = VSDMResult(_rebuild_bridge(ck["config"], st), st["losses"].tolist(), list(st["A_history"]),
-                     float(st["seconds"]))
+                     float(st["seconds"]) if "seconds" in st else float("nan"))
     res.config = ck["config"]
     return res
 
