@@ -35,7 +35,7 @@ _API = {
     "BrownianBridge": "bridges.reference", "brownian_bridge_sample": "bridges.reference",
     # learned and Monte-Carlo bridges
     "MatchedBridge": "bridges.matching", "couple": "bridges.matching", "fit_bridge": "bridges.matching",
-    "imf": "bridges.matching",
+    "imf": "bridges.matching", "dsb": "bridges.dsb", "DSBResult": "bridges.dsb", "ipf_step": "bridges.dsb",
     "FollmerMC": "bridges.follmer", "EmpiricalFollmer": "bridges.follmer", "fit_follmer": "bridges.follmer",
     "HeatFlowBridge": "bridges.heat", "SmoothedFollmer": "bridges.heat", "fit_heat_flow": "bridges.heat",
     "LinearForward": "bridges.vsdm", "VSDM": "bridges.vsdm", "fit_vsdm": "bridges.vsdm_fit", "TimeVaryingForward": "bridges.vsdm_time",

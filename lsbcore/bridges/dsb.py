@@ -179,8 +179,8 @@ def ipf_step(process, source, sigma: float, *, direction: str = "backward", net:
 
 
 def dsb(source0, source1, sigma: float, *, iterations: int = 4, steps: int = 1000, batch_size: int = 256,
-        n_paths: int = 1000, sim_steps: int = 50, refresh: Optional[int] = None, target: str = "dsb", width: int = 64,
-        depth: int = 3, lr: float = 1e-3, ema: float = 0.999, seed: int = 0, progress: bool = True,
+        n_paths: int = 1000, sim_steps: int = 50, refresh: Optional[int] = None, target: str = "dsb",
+        width: int = 64, depth: int = 3, lr: float = 1e-3, ema: float = 0.999, seed: int = 0, progress: bool = True,
         init_forward=None, callback: Optional[Callable] = None, **fit_kwargs) -> DSBResult:
     """Diffusion Schrödinger Bridge by IPF: ``iterations`` rounds of (backward, forward) half-steps.
 
@@ -228,8 +228,8 @@ def dsb(source0, source1, sigma: float, *, iterations: int = 4, steps: int = 100
         forward.dim = dim
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-    common = dict(steps=steps, batch_size=batch_size, n_paths=n_paths, sim_steps=sim_steps, refresh=refresh, target=target,
-                  lr=lr, ema=ema, progress=progress, **fit_kwargs)
+    common = dict(steps=steps, batch_size=batch_size, n_paths=n_paths, sim_steps=sim_steps, refresh=refresh,
+                  target=target, lr=lr, ema=ema, progress=progress, **fit_kwargs)
     fwd_net = TimeMLP(dim, width, depth, seed=seed + 1)
     bwd_net = TimeMLP(dim, width, depth, seed=seed)
     history, bridge = [], None
