@@ -2,7 +2,7 @@
 
 p0 = N(−a, 1), p1 = N(a, 1) in 1-D, σ = 1. The SB coupling has Cov(X0, X1) = c = (√(4 + σ⁴) − σ²)/2
 ≈ 0.618; the reference started at p0 has Cov = Var X0 = 1 and X1 ~ N(−a, 2). Exact IPF on Gaussians
-is Sinkhorn on jointly Gaussian couplings (:func:`ipf_exact`): after n rounds Cov ≈ 0.667, 0.625,
+is Sinkhorn on jointly Gaussian couplings (:func:`gaussian_ipf_iterates`): after n rounds Cov ≈ 0.667, 0.625,
 0.619, 0.618 and E X1 ≈ 0.333, 0.75, 0.905, 0.964 (the mean error contracts by c² ≈ 0.38 a round).
 
 Tolerances. Monte Carlo with 20 000 paths: s.e. ≈ 0.007 (mean), 0.01 (variance, covariance). Method
@@ -20,7 +20,7 @@ import math
 import pytest
 import torch
 
-from lsbcore.bridges.dsb import DSBResult, dsb, ipf_step, mean_matching_pairs
+from lsbcore.bridges.dsb import DSBResult, dsb, gaussian_ipf_iterates, ipf_step, mean_matching_pairs
 from lsbcore.bridges.matching import MatchedBridge
 from lsbcore.schrodinger.gaussian import GaussianBridge
 from lsbcore.sde import generate, sample
@@ -42,15 +42,7 @@ def s1(n, gen):
 
 def ipf_exact(rounds, a=A, s2=SIGMA**2):
     """Exact IPF in 1-D (unit variances): (Cov(X0, X1), E X1, Var X1) after each forward half-step."""
-    m0, v0, m1, v1, c = -a, 1.0, -a, 1.0 + s2, 1.0       # the reference started at p0
-    out = []
-    for _ in range(rounds):
-        beta, r = c / v1, v0 - c * c / v1                # keep X0 | X1, set X1 ~ p1
-        m0, v0, c, m1, v1 = m0 + beta * (a - m1), beta**2 + r, beta, a, 1.0
-        beta, r = c / v0, v1 - c * c / v0                # keep X1 | X0, set X0 ~ p0
-        m1, v1, c, m0, v0 = m1 + beta * (-a - m0), beta**2 + r, beta, -a, 1.0
-        out.append((c, m1, v1))
-    return out
+    return gaussian_ipf_iterates(-a, 1.0, a, 1.0, math.sqrt(s2), rounds)
 
 
 def coupling_stats(n, bridge):
@@ -72,6 +64,24 @@ def test_closed_forms_agree():
     assert float(gb.cross_cov) == pytest.approx(c, abs=1e-12)
     assert ipf_exact(30)[-1] == pytest.approx((c, A, 1.0), abs=1e-6)   # IPF converges to the SB
 
+
+
+def test_gaussian_ipf_iterates_general_variances():
+    # the round-1 values by hand for unit variances, then convergence to the SB with unequal ones
+    hand = [(2 / 3, 1 / 3, 10 / 9), (0.625, 0.75, 1.015625), (13 / 21, 19 / 21, 1.002268),
+            (0.618182, 0.963636, 1.000331)]
+    for got, want in zip(ipf_exact(4), hand, strict=True):
+        assert got == pytest.approx(want, abs=1e-6)
+    m0, v0, m1, v1, sigma = 0.3, 2.0, -1.0, 0.5, 0.7
+    c = float(GaussianBridge(m0, v0, m1, v1, sigma).cross_cov)
+    assert gaussian_ipf_iterates(m0, v0, m1, v1, sigma, 60)[-1] == pytest.approx((c, m1, v1), abs=1e-9)
+    for kwargs, exc in ((dict(v0=0.0), ValueError), (dict(sigma=-1.0), ValueError),
+                        (dict(iterations=0), ValueError), (dict(iterations=2.0), TypeError)):
+        args = dict(m0=0.0, v0=1.0, m1=1.0, v1=1.0, sigma=1.0, iterations=3)
+        args.update(kwargs)
+        name = next(iter(kwargs))
+        with pytest.raises(exc, match=name):
+            gaussian_ipf_iterates(**args)
 
 def test_gaussian_ipf_tracks_the_exact_recursion_and_reaches_the_sb(run):
     c = float(GaussianBridge(-A, 1.0, A, 1.0, SIGMA).cross_cov)

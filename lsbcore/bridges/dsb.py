@@ -48,10 +48,10 @@ from torch import nn
 from ..bridge import Bridge
 from ..nets import TimeMLP
 from ..train import fit
-from ..utils import check_int, check_positive, check_scale, check_seed, generator
+from ..utils import check_int, check_positive, check_real, check_scale, check_seed, generator
 from .matching import MatchedBridge, _as_source, matching_loss
 
-__all__ = ["DSBResult", "dsb", "ipf_step", "mean_matching_pairs"]
+__all__ = ["DSBResult", "dsb", "gaussian_ipf_iterates", "ipf_step", "mean_matching_pairs"]
 
 DIRECTIONS = ("forward", "backward")
 TARGETS = ("dsb", "posterior")
@@ -64,6 +64,32 @@ class DSBResult:
     bridge: MatchedBridge
     history: list = field(default_factory=list)
     seconds: float = 0.0
+
+
+def gaussian_ipf_iterates(m0: float, v0: float, m1: float, v1: float, sigma: float, iterations: int) -> list:
+    """Exact IPF for p0 = N(m0, v0) → p1 = N(m1, v1) in 1-D with reference dX = σ dW: one tuple per round.
+
+    On Gaussians every IPF iterate is Gaussian and only its (X0, X1) coupling matters, so IPF is
+    Sinkhorn on jointly Gaussian couplings. Start from the reference run from p0 (Cov(X0, X1) = v0,
+    X1 ~ N(m0, v0 + σ²)); each round keeps the law of X0 given X1 and sets X1 ~ p1 (Q^n), then keeps
+    the law of X1 given X0 and sets X0 ~ p0 (P^{n+1}). Returns ``[(cov, mean1, var1), ...]``: after
+    round n = 1..``iterations``, Cov(X0, X1), E X1 and Var X1 of the forward process P^n (what
+    :func:`dsb`'s ``drift`` simulates from p0). They converge to the Schrödinger bridge's coupling
+    (``GaussianBridge(m0, v0, m1, v1, sigma).cross_cov``) and to (m1, v1).
+    """
+    m0, m1 = check_real(m0, "m0"), check_real(m1, "m1")
+    v0, v1 = check_positive(v0, "v0"), check_positive(v1, "v1")
+    s2 = check_scale(sigma, "sigma") ** 2
+    iterations = check_int(iterations, "iterations")
+    a0, w0, a1, w1, c = m0, v0, m0, v0 + s2, v0          # the law of (X0, X1) under the reference
+    out = []
+    for _ in range(iterations):
+        beta, r = c / w1, w0 - c * c / w1                # X0 | X1 ~ N(a0 + beta (x1 − a1), r); X1 ~ p1
+        a0, w0, c, a1, w1 = a0 + beta * (m1 - a1), beta * beta * v1 + r, beta * v1, m1, v1
+        beta, r = c / w0, w1 - c * c / w0                # X1 | X0 ~ N(a1 + beta (x0 − a0), r); X0 ~ p0
+        a1, w1, c, a0, w0 = a1 + beta * (m0 - a0), beta * beta * v0 + r, beta * v0, m0, v0
+        out.append((c, a1, w1))
+    return out
 
 
 def _process(drift, sigma: float, direction: str, name: str) -> MatchedBridge:
