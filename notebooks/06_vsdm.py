@@ -471,7 +471,8 @@ assert all(wins("checkerboard", "VSDM-10", "VP-20", k) == 0 for k in (16, 50))
 #   from 0.76 to 1.18 between seeds.
 # - **A piecewise-constant A_t** (4 pieces, same recipe) is worse than one constant A at every NFE in
 #   every seed, and far worse on the spiral: its pieces did not settle in 1,300 A-steps (late change up to
-#   21 %) — more parameters need more stochastic-approximation steps than this budget gives.
+#   21 %). *Caveat:* these rows were recorded with a bug since fixed (the s of pieces 2–4 moved at the
+#   rotations' fifth of the step size), so this comparison is not conclusive until the benchmark is rerun.
 
 # %% [markdown]
 # ### 2.6 Paths: trajectories and straightness

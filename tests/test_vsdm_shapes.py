@@ -120,3 +120,24 @@ def test_distance_history_replays_A():
                                                       V.GAUSS_MEAN, V.GAUSS_COV)[0], rel=1e-10)
     with pytest.raises(ValueError, match="constant"):
         gaussian_sb_distance(LinearForward(2), V.GAUSS_MEAN, V.GAUSS_COV)
+
+
+def test_every_piece_of_s_moves_at_the_full_step(monkeypatch):
+    """fit_vsdm puts every piece's s (not only piece 0) in the optimizer group with the full step size;
+    only U and V move at the reduced rotation step."""
+    import lsbcore.bridges.vsdm_fit as F
+
+    groups = []
+    real = torch.optim.Adam
+
+    def spy(params, **kw):
+        opt = real(params, **kw)
+        groups.extend(opt.param_groups)        # A's optimizer and the network's
+        return opt
+
+    monkeypatch.setattr(F.torch.optim, "Adam", spy)
+    x = V.SHAPES["gaussian"](64, 0)
+    res = fit_vsdm(x, progress=False, pieces=3, a_lr=0.02, **{**TINY, "steps": 12, "warmup": 2, "freeze": 2})
+    scale_group = next(g for g in groups if g.get("scale") == 1.0)
+    assert {id(p) for p in scale_group["params"]} == {id(p) for p in res.bridge.forward.s_pieces()}
+    assert len(scale_group["params"]) == 3

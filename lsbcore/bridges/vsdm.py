@@ -93,6 +93,10 @@ class LinearForward(nn.Module):
             self._D_key = key
         return self._D
 
+    def s_pieces(self) -> list:
+        """The singular-value parameters s of A (one here; one per piece for a time-varying A_t)."""
+        return [self.s]
+
     def A_at(self, t) -> torch.Tensor:
         """A_t at the times ``t`` (a 1-D float64 tensor of n times): (n, d, d), differentiable.
 

@@ -89,8 +89,8 @@ def fit_vsdm(data, *, adaptive: bool = True, steps: int = 2000, batch_size: int 
                                  seed=seed).to(data.device)
     net = TimeMLP(d, width=width, depth=depth, seed=seed).to(data.device)
     bridge = VSDM(fwd, net, t_gap=t_gap)
-    rotations = [p for name, p in fwd.named_parameters() if name != "s" and not name.endswith(".s")]
-    scales = [p for name, p in fwd.named_parameters() if name == "s" or name.endswith(".s")]
+    scales = fwd.s_pieces()                 # every piece's s (the rest are the rotations U, V)
+    rotations = [p for p in fwd.parameters() if all(p is not q for q in scales)]
     opt_A = torch.optim.Adam([{"params": scales, "lr": a_lr, "scale": 1.0},
                               {"params": rotations, "lr": _ROTATION_LR * a_lr, "scale": _ROTATION_LR}])
     A_hist = [fwd.A().detach().clone()]

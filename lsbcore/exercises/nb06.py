@@ -11,11 +11,10 @@ _D = torch.float64
 def _forward(s, beta_max: float, *, identity: bool):
     from ..bridges.vsdm import LinearForward
 
-    fwd = LinearForward(len(s), beta_max=beta_max, seed=3)
+    fwd = LinearForward(len(s), beta_max=beta_max)     # U = V = I at the start
     with torch.no_grad():
-        if identity:
-            fwd.U.weight = torch.eye(len(s), dtype=_D)
-            fwd.V.weight = torch.eye(len(s), dtype=_D)
+        if not identity:                                # a fixed rotation: A = U diag(s) Vᵀ not symmetric
+            fwd.U.weight = torch.tensor([[0.8, -0.6], [0.6, 0.8]], dtype=_D)
         fwd.s.copy_(torch.tensor(s, dtype=_D))
     return fwd
 
