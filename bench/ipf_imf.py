@@ -176,6 +176,14 @@ def main():
         bwd = "IPF" if a["bwd"] < b["bwd"] else "IMF"
         parts.append(f"it {a['iteration']}: fwd {fwd}, bwd {bwd}")
     print("\ncloser end marginal (lower W2) — " + "; ".join(parts))
+    # the comparison the issue asks to show: IMF keeps both ends at every iteration, IPF's free end drifts
+    # and closes round by round
+    ipf, imf = results["IPF"][0], results["IMF"][0]
+    keeps = all(b["fwd"] <= a["fwd"] and b["bwd"] <= a["bwd"] for a, b in zip(ipf, imf))
+    print(f"[{'PASS' if keeps else 'FAIL'}] IMF's two ends are at least as close as IPF's at every iteration (W2)")
+    closes = ipf[-1]["fwd"] < ipf[0]["fwd"]
+    print(f"[{'PASS' if closes else 'FAIL'}] IPF's forward end closes from round 1 to round {len(ipf)} "
+          f"(W2 {ipf[0]['fwd']:.3f} -> {ipf[-1]['fwd']:.3f})")
     print(f"worker wall time (training + evaluation): IPF {results['IPF'][1]:.1f} s, IMF {results['IMF'][1]:.1f} s; "
           f"script wall time {wall:.1f} s")
 
