@@ -287,3 +287,30 @@ def test_log_sinkhorn_step_rejects_bad_shapes():
         log_sinkhorn_step(torch.zeros(3, dtype=DT), C, 0.1, torch.zeros(4, dtype=DT))
     with pytest.raises(ValueError, match="eps"):
         log_sinkhorn_step(torch.zeros(4, dtype=DT), C, 0.0, torch.zeros(4, dtype=DT))
+
+
+# ------------------------------------------------------------------- subnormal numbers (speed, not value)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernel_and_plan_hold_no_subnormal_numbers(dtype, monkeypatch):
+    """At ε ≪ max C most of the Gibbs kernel is below the smallest normal number; such entries are
+    stored as exact zeros (subnormal arithmetic is ~15× slower on CPUs), and the plan is the same as
+    the one the solver finds when it keeps them, to the tolerance it was asked for."""
+    import lsbcore.schrodinger._sinkhorn as sk
+
+    gen = torch.Generator().manual_seed(0)
+    x0 = 5 * torch.randn(64, 2, generator=gen, dtype=dtype)
+    x1 = torch.randn(64, 2, generator=gen, dtype=dtype)
+    eps = 0.5 if dtype == torch.float32 else 0.05      # exp(−max C/ε) far below finfo.tiny
+    tiny = torch.finfo(dtype).tiny
+    assert float(squared_distances(x0, x1).max()) / eps > -math.log(tiny)
+    res = sinkhorn(x0, x1, eps, tol=1e-5, max_iter=5000)
+    assert res.converged
+    K = sk._kernel(res.C, res.f0, res.f1, eps)
+    assert bool(((K == 0) | (K >= math.sqrt(tiny))).all())       # nothing subnormal, nor close to it
+    assert bool((K == 0).any())                                   # the case this test is about
+    P = res.plan()
+    assert bool(((P == 0) | (P >= tiny)).all())
+    monkeypatch.setattr(sk, "flush_exp_", lambda x, floor=1.0: x.exp_())   # keep every entry
+    ref = sinkhorn(x0, x1, eps, tol=1e-5, max_iter=5000)
+    assert ref.converged
+    assert float((P.double() - ref.plan().double()).abs().sum()) < 2e-5

@@ -48,7 +48,7 @@ import torch
 
 from ..utils import check_int, check_points, check_positive, check_same_device, check_weights
 from ._accel import Relaxation, is_stalled, newton_step
-from ._plan import SinkhornConvergenceError, SinkhornResult
+from ._plan import SinkhornConvergenceError, SinkhornResult, flush_exp_
 
 __all__ = [
     "SinkhornConvergenceError",
@@ -342,9 +342,10 @@ def _solve(C, a, b, schedule, tol, max_iter, check_every, overrelax, init=None):
                 Ku = K.T @ (a * u)
                 v = 1.0 / Ku
             else:
-                u = u.pow(1 - omega) * Kv.pow(-omega)
+                # u^(1−ω) (1/K̃v)^ω written as u (u K̃v)^(−ω): one pow instead of two
+                u = u * (u * Kv).pow_(-omega)
                 Ku = K.T @ (a * u)
-                v = v.pow(1 - omega) * Ku.pow(-omega)
+                v = v * (v * Ku).pow_(-omega)
             it += 1
             k += 1
         f0, f1 = f0 + eps * u.log(), f1 + eps * v.log()
@@ -361,6 +362,14 @@ def _solve(C, a, b, schedule, tol, max_iter, check_every, overrelax, init=None):
 
 
 def _kernel(C, f0, f1, eps):
-    """K̃_ij = exp((f0_i + f1_j − C_ij)/ε), built in place in one buffer (three passes over C)."""
-    K = torch.add((f0 / eps)[:, None], C, alpha=-1.0 / eps)
-    return K.add_((f1 / eps)[None, :]).exp_()
+    """K̃_ij = exp((f0_i + f1_j − C_ij)/ε), built in place in one buffer.
+
+    Entries below √tiny of the dtype (1e-19 in float32, 1e-154 in float64) are set to exactly 0.
+    They cannot matter: every row and column sum they enter is ≥ e^−τ (the scalings are absorbed
+    before they pass e^τ), which is ≥ 10⁻¹⁵ times larger even relative to the dtype's precision.
+    But their products with the weights and scalings in K̃ (b v̂) are *subnormal* numbers, and
+    subnormal arithmetic runs in microcode on most CPUs: at ε ≪ max C, where most of K̃ is that
+    small, every matrix-vector product was ~15× slower (measured: 256 × 256 float32, 13 µs → 220 µs).
+    """
+    K = torch.add((f0 / eps)[:, None], C, alpha=-1.0 / eps).add_((f1 / eps)[None, :])
+    return flush_exp_(K, floor=0.5)
