@@ -205,3 +205,42 @@ def test_endpoint_parametrization_is_the_reweighted_loss(direction):
                         parametrization="endpoint", steps=2, batch_size=8, progress=False)
     net = bridge.forward_net if direction == "forward" else bridge.backward_net
     assert isinstance(net, EndpointDrift)
+
+
+def test_coupling_every_reuses_one_plan_and_resumes_bit_exactly(tmp_path):
+    """coupling_every=k: one Sinkhorn plan per k steps (fresh pairs drawn from it in between); a run
+    stopped at its checkpoints and resumed equals an uninterrupted one; misuse is a ValueError."""
+    from lsbcore.train import TimeLimitReached
+
+    x0, x1 = eight_gaussians(256, seed=0), moons(256, seed=1)
+    kw = dict(coupling="sinkhorn", steps=12, batch_size=32, progress=False, coupling_every=3,
+              net=None, seed=4, checkpoint_every=6)
+    calls = []
+    import lsbcore.schrodinger as sch
+
+    real = sch.sinkhorn
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    sch.sinkhorn = counting
+    try:
+        ref = fit_bridge(x0, x1, 0.5, **kw)
+    finally:
+        sch.sinkhorn = real
+    assert len(calls) == 12 // 3 + 1                      # one plan per 3 steps (+ the probe of the net's size)
+    ckpt, stops = tmp_path / "bm.pt", []
+    while True:
+        try:
+            out = fit_bridge(x0, x1, 0.5, checkpoint=ckpt, deadline=0.0, **kw)
+            break
+        except TimeLimitReached as err:
+            stops.append(err.step)
+    assert stops == [6] and out.history["forward"] == ref.history["forward"]
+    with pytest.raises(ValueError, match="multiple of coupling_every"):
+        fit_bridge(x0, x1, 0.5, checkpoint=tmp_path / "x.pt", **{**kw, "checkpoint_every": 4})
+    with pytest.raises(ValueError, match="coupling='sinkhorn'"):
+        fit_bridge(x0, x1, 0.5, **{**kw, "coupling": "independent"})
+    with pytest.raises(ValueError, match="coupling_every"):
+        fit_bridge(x0, x1, 0.5, **{**kw, "coupling_every": 0})
