@@ -1,7 +1,7 @@
 """IPF against IMF, iteration by iteration: classic DSB (`lsb.dsb`) and DSBM's IMF (`lsb.imf`).
 
 Task: 8 gaussians → moons (``lsbcore.marginals.Toy2D("8gaussians")`` → ``Toy2D("moons")``), reference
-dX = σ dW with σ = 1, seed 0 (one seed). Both methods learn a forward and a backward drift with the
+dX = σ dW with σ = 1, seeds 0, 1, 2 (each method and seed is one job). Both methods learn a forward and a backward drift with the
 same network (``TimeMLP(2, width 64, depth 3)``, one per direction, each warm-started from its
 previous fit), the same Adam budget per fit (``--steps``, default 1000; 100 with ``--quick``), batch
 256, lr 1e-3 constant, EMA 0.999 (both functions' defaults), and 50 Euler steps whenever a method
@@ -28,11 +28,12 @@ Per method and iteration n = 1..4, from the same fixed evaluation draws (never s
           below it (× floor < 1).
   train s cumulative training wall time (simulation of training pairs included, evaluation excluded).
 The two methods run side by side in 2 worker processes with one torch thread each (a 2-core
-machine), so their wall times are comparable with each other. Full run (1000 steps per fit): about
-35 s on 2 cores (budget: under 10 minutes; ``--steps`` raises it); ``--quick``: about 15 s.
+machine), so their wall times are comparable with each other. Full run (1000 steps per fit, 3 seeds):
+about 2 min on 2 cores (budget: under 10 minutes; ``--steps`` raises it); ``--quick``: about 15 s.
 
-    python bench/ipf_imf.py            # 1000 Adam steps per fit, 4 iterations
-    python bench/ipf_imf.py --quick    # 100 steps per fit (smoke run)
+    python bench/ipf_imf.py            # 1000 Adam steps per fit, 4 iterations, seeds 0, 1, 2 (~2 min)
+    python bench/ipf_imf.py --quick    # 100 steps per fit, one seed (smoke run)
+    python bench/ipf_imf.py --ship data   # also write data/ipf_imf_bench.json (notebook 02 §2.7)
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ import multiprocessing as mp
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+import numpy as np
 import torch
 
 SIGMA, WIDTH, DEPTH, BATCH, LR, EMA = 1.0, 64, 3, 256, 1e-3, 0.999
@@ -144,48 +146,68 @@ def _worker(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="100 Adam steps per fit instead of 1000")
+    ap.add_argument("--quick", action="store_true", help="100 Adam steps per fit instead of 1000, one seed")
     ap.add_argument("--steps", type=int, default=None, help="Adam steps per fit (both methods)")
     ap.add_argument("--iterations", type=int, default=4)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, default=None, help="training seeds 0..N-1 (default 3; 1 with --quick)")
+    ap.add_argument("--ship", metavar="DIR", default=None,
+                    help="also write the table to DIR/ipf_imf_bench.json (notebook 02 §2.7 shows it)")
     args = ap.parse_args()
     steps = args.steps or (100 if args.quick else 1000)
+    seeds = list(range(args.seeds or (1 if args.quick else 3)))
     tic = time.perf_counter()
-    jobs = [(m, steps, args.iterations, args.seed) for m in ("IPF", "IMF")]
+    jobs = [(m, steps, args.iterations, seed) for seed in seeds for m in ("IPF", "IMF")]
     with ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
-        results = {m: (rows, s) for m, rows, s in pool.map(_worker, jobs)}
+        out = list(pool.map(_worker, jobs))
+    results = {(m, job[3]): (rows, s) for job, (m, rows, s) in zip(jobs, out)}
     wall = time.perf_counter() - tic
 
-    print(f"\n8 gaussians → moons, σ = {SIGMA:g}, seed {args.seed} (one seed), TimeMLP width {WIDTH} depth {DEPTH}, "
+    print(f"\n8 gaussians → moons, σ = {SIGMA:g}, seeds {seeds}, TimeMLP width {WIDTH} depth {DEPTH}, "
           f"{steps} Adam steps per fit (2 fits per iteration), batch {BATCH}, lr {LR:g}, EMA {EMA}, "
           f"training simulation {SIM_STEPS} Euler steps")
     print(f"W2 on {N_EVAL} points (forward end vs moons, backward end vs 8 gaussians; evaluation by "
           f"Euler–Maruyama, {EVAL_STEPS} steps); 2 worker processes, 1 torch thread each")
-    fl = results["IPF"][0][0]
+    fl = results[("IPF", seeds[0])][0][0]
     print(f"noise floor (lsbcore.metrics.w2_report): moons {fl['fwd_floor']:.4f}, 8 gaussians {fl['bwd_floor']:.4f}\n")
-    head = f"{'method':<6} {'iter':>4} {'fwd W2':>8} {'×floor':>7} {'bwd W2':>8} {'×floor':>7} {'train s':>8}"
+    head = (f"{'method':<6} {'iter':>4} {'fwd W2':>8} {'± sd':>6} {'×floor':>7} {'bwd W2':>8} {'± sd':>6} "
+            f"{'×floor':>7} {'train s':>8}")
     print(head)
     print("-" * len(head))
+    mean = {}
     for m in ("IPF", "IMF"):
-        for r in results[m][0]:
-            print(f"{m:<6} {r['iteration']:>4} {r['fwd']:>8.4f} {r['fwd'] / r['fwd_floor']:>7.2f} "
-                  f"{r['bwd']:>8.4f} {r['bwd'] / r['bwd_floor']:>7.2f} {r['train_s']:>8.1f}")
-    parts = []
-    for a, b in zip(results["IPF"][0], results["IMF"][0]):
-        fwd = "IPF" if a["fwd"] < b["fwd"] else "IMF"
-        bwd = "IPF" if a["bwd"] < b["bwd"] else "IMF"
-        parts.append(f"it {a['iteration']}: fwd {fwd}, bwd {bwd}")
-    print("\ncloser end marginal (lower W2) — " + "; ".join(parts))
+        for it in range(args.iterations):
+            rs = [results[(m, sd)][0][it] for sd in seeds]
+            agg = {k: (float(np.mean([r[k] for r in rs])), float(np.std([r[k] for r in rs])))
+                   for k in ("fwd", "bwd", "fwd_floor", "bwd_floor", "train_s")}
+            mean[(m, it)] = agg
+            print(f"{m:<6} {it + 1:>4} {agg['fwd'][0]:>8.4f} {agg['fwd'][1]:>6.3f} "
+                  f"{agg['fwd'][0] / agg['fwd_floor'][0]:>7.2f} {agg['bwd'][0]:>8.4f} {agg['bwd'][1]:>6.3f} "
+                  f"{agg['bwd'][0] / agg['bwd_floor'][0]:>7.2f} {agg['train_s'][0]:>8.1f}")
     # the comparison the issue asks to show: IMF keeps both ends at every iteration, IPF's free end drifts
-    # and closes round by round
-    ipf, imf = results["IPF"][0], results["IMF"][0]
-    keeps = all(b["fwd"] <= a["fwd"] and b["bwd"] <= a["bwd"] for a, b in zip(ipf, imf))
-    print(f"[{'PASS' if keeps else 'FAIL'}] IMF's two ends are at least as close as IPF's at every iteration (W2)")
-    closes = ipf[-1]["fwd"] < ipf[0]["fwd"]
-    print(f"[{'PASS' if closes else 'FAIL'}] IPF's forward end closes from round 1 to round {len(ipf)} "
-          f"(W2 {ipf[0]['fwd']:.3f} -> {ipf[-1]['fwd']:.3f})")
-    print(f"worker wall time (training + evaluation): IPF {results['IPF'][1]:.1f} s, IMF {results['IMF'][1]:.1f} s; "
+    # and closes round by round (means over the seeds; per seed below)
+    its = range(args.iterations)
+    keeps = all(mean[("IMF", i)][e][0] <= mean[("IPF", i)][e][0] for i in its for e in ("fwd", "bwd"))
+    print(f"\n[{'PASS' if keeps else 'FAIL'}] IMF's two ends are at least as close as IPF's at every iteration "
+          f"(W2, mean over {len(seeds)} seeds)")
+    for sd in seeds:
+        ipf, imf = results[("IPF", sd)][0], results[("IMF", sd)][0]
+        k = sum(b["fwd"] <= a["fwd"] and b["bwd"] <= a["bwd"] for a, b in zip(ipf, imf))
+        print(f"  seed {sd}: IMF's ends at least as close at {k}/{len(ipf)} iterations")
+    first, last = mean[("IPF", 0)]["fwd"][0], mean[("IPF", args.iterations - 1)]["fwd"][0]
+    print(f"[{'PASS' if last < first else 'FAIL'}] IPF's forward end closes from round 1 to round "
+          f"{args.iterations} (W2 {first:.3f} -> {last:.3f}, mean over seeds)")
+    per_it = {m: mean[(m, args.iterations - 1)]["train_s"][0] / args.iterations for m in ("IPF", "IMF")}
+    print(f"training time per iteration: IPF {per_it['IPF']:.1f} s, IMF {per_it['IMF']:.1f} s; "
           f"script wall time {wall:.1f} s")
+    if args.ship:
+        import json
+        from pathlib import Path
+
+        rows = [dict(method=m, seed=sd, **r) for (m, sd), (rs, _) in results.items() for r in rs]
+        path = Path(args.ship) / "ipf_imf_bench.json"
+        path.write_text(json.dumps({"command": f"python bench/ipf_imf.py --ship {args.ship}", "steps": steps,
+                                    "wall_s": wall, "rows": rows}, indent=1) + "\n")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -191,3 +191,27 @@ def test_bad_input_names_the_argument(kwargs, exc, name):
 def test_ipf_step_rejects_bad_direction():
     with pytest.raises(ValueError, match="direction"):
         ipf_step(lambda x, t: x, s0, 1.0, direction="sideways")
+
+
+def test_shipped_comparison_reads_the_bench_table(tmp_path):
+    """data/ipf_imf_bench.json (bench/ipf_imf.py --ship): grouped per method and iteration over seeds;
+    a file that is not such a table is a ValueError."""
+    import json
+
+    from lsbcore.bridges.dsb import shipped_comparison
+
+    cmp = shipped_comparison()
+    assert {"IPF", "IMF"} <= set(cmp) and cmp["IPF"]["seeds"] == cmp["IMF"]["seeds"]
+    assert len(cmp["IPF"]["seeds"]) >= 3
+    for m in ("IPF", "IMF"):
+        means, sds = cmp[m]["fwd"]
+        assert len(means) == len(cmp[m]["iteration"]) == len(sds) and all(v > 0 for v in means)
+        assert cmp[m]["train_s"][0] == sorted(cmp[m]["train_s"][0])   # cumulative time
+    rows = [dict(method="IPF", seed=s, iteration=1, fwd=1.0 + s, bwd=2.0, fwd_floor=0.5, bwd_floor=1.0, train_s=3.0)
+            for s in range(2)]
+    (tmp_path / "ipf_imf_bench.json").write_text(json.dumps({"steps": 5, "rows": rows}))
+    small = shipped_comparison(data_dir=tmp_path)
+    assert small["IPF"]["fwd"] == ([1.5], [pytest.approx(0.7071, abs=1e-4)])
+    (tmp_path / "ipf_imf_bench.json").write_text(json.dumps([1, 2]))
+    with pytest.raises(ValueError, match="not a table"):
+        shipped_comparison(data_dir=tmp_path)

@@ -51,7 +51,7 @@ from ..train import fit
 from ..utils import check_int, check_positive, check_real, check_scale, check_seed, generator
 from .matching import MatchedBridge, _as_source, matching_loss
 
-__all__ = ["DSBResult", "dsb", "gaussian_ipf_iterates", "ipf_step", "mean_matching_pairs"]
+__all__ = ["DSBResult", "dsb", "gaussian_ipf_iterates", "ipf_step", "mean_matching_pairs", "shipped_comparison"]
 
 DIRECTIONS = ("forward", "backward")
 TARGETS = ("dsb", "posterior")
@@ -282,3 +282,31 @@ def dsb(source0, source1, sigma: float, *, iterations: int = 4, steps: int = 100
         history.append(entry)
     bridge.history = {"iterations": history}
     return DSBResult(bridge=bridge, history=history, seconds=time.perf_counter() - tic)
+
+
+def shipped_comparison(*, data_dir=None) -> dict:
+    """The IPF-vs-IMF table on 8 gaussians → moons that ``python bench/ipf_imf.py --ship data`` recorded
+    in ``data/ipf_imf_bench.json`` (notebook 02 §2.7), grouped per method and iteration over the seeds:
+    ``{method: {"iteration": [1, 2, …], "seeds": [...], key: (means, sds) for key in fwd, bwd,
+    fwd_floor, bwd_floor, train_s}}``, plus ``"steps"`` (Adam steps per fit) and ``"command"``."""
+    import json
+    import statistics
+    from pathlib import Path
+
+    from ..shipped import DATA_DIR
+
+    path = Path(DATA_DIR if data_dir is None else data_dir) / "ipf_imf_bench.json"
+    raw = json.loads(path.read_text())
+    if not isinstance(raw, dict) or not isinstance(raw.get("rows"), list) or not raw["rows"]:
+        raise ValueError(f"{path} is not a table written by bench/ipf_imf.py")
+    out: dict = {"steps": raw.get("steps"), "command": raw.get("command")}
+    for method in sorted({r["method"] for r in raw["rows"]}):
+        rows = [r for r in raw["rows"] if r["method"] == method]
+        its = sorted({r["iteration"] for r in rows})
+        entry: dict = {"iteration": its, "seeds": sorted({r["seed"] for r in rows})}
+        for key in ("fwd", "bwd", "fwd_floor", "bwd_floor", "train_s"):
+            vals = [[r[key] for r in rows if r["iteration"] == i] for i in its]
+            entry[key] = ([statistics.mean(v) for v in vals],
+                          [statistics.stdev(v) if len(v) > 1 else 0.0 for v in vals])
+        out[method] = entry
+    return out
