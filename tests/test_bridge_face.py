@@ -106,6 +106,13 @@ def _sbvae(dtype):
     return SBVAEBridge(LinearEncoder(2, c=-0.5), _net(2, 0, dtype))
 
 
+def _learned_follmer(dtype):
+    from lsbcore.bridges.densities import NealsFunnel
+    from lsbcore.bridges.follmer_learned import LearnedFollmer
+
+    return LearnedFollmer(_net(2, 0, dtype), 1.0, log_density=NealsFunnel(2))
+
+
 FACTORIES = {
     "GaussianBridge": (_gaussian, (torch.float64, torch.float32)),
     "GridBridge": (_grid, (torch.float64, torch.float32)),
@@ -115,6 +122,7 @@ FACTORIES = {
     "BrownianBridge": (lambda dt: lsbcore.BrownianBridge([1.0, 2.0], 0.6, x0=[0.0, -1.0]), (torch.float64, torch.float32)),
     "MatchedBridge": (_matched, (torch.float32, torch.float64)),
     "FollmerMC": (_follmer_mc, (torch.float64, torch.float32)),
+    "LearnedFollmer": (_learned_follmer, (torch.float64, torch.float32)),
     "EmpiricalFollmer": (_empirical_follmer, (torch.float64, torch.float32)),
     "SmoothedFollmer": (_smoothed_follmer, (torch.float64, torch.float32)),
     "HeatFlowBridge": (_heat_flow, (torch.float64, torch.float32)),
