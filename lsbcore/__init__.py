@@ -47,6 +47,10 @@ _API = {
     "LinearSBVAE": "bridges.sbvae_exact",
     "SBVAEBridge": "bridges.sbvae", "LinearEncoder": "bridges.sbvae", "MLPEncoder": "bridges.sbvae",
     "fit_sbvae": "bridges.sbvae",
+    # conditional forecasting with a known answer (issue 13): processes, oracle, baselines, scores
+    "LinearGaussianSSM": "forecast", "NonlinearSSM": "forecast", "crps_gaussian": "forecast",
+    "crps_ensemble": "forecast", "energy_score": "forecast", "seasonal_naive": "forecast",
+    "fit_var": "forecast", "GaussianVAR": "forecast", "Forecast": "forecast",
     # sampling and training
     "sample": "sde", "generate": "sde", "SampleResult": "sde",
     "fit": "train", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint", "ChecksumError": "utils",
@@ -65,7 +69,7 @@ _API = {
 }
 _MODULES = ("utils", "marginals", "bridge", "schrodinger", "bridges", "sde", "train", "nets", "metrics",
             "plotting", "widgets", "digits", "shipped", "latent", "idx", "datasets", "conv",
-            "exercises", "checkpoint")
+            "exercises", "checkpoint", "forecast")
 
 __all__ = sorted(_API) + list(_MODULES)
 
