@@ -207,7 +207,7 @@ def test_deterministic_for_a_seed():
 
 # ---------------------------------------------------------------------------------- the explorer
 def test_sampler_explorer_follows_its_controls():
-    from lsbcore.widgets.follmer_sampler import follmer_sampler_explorer
+    from lsbcore.widgets.nb02 import follmer_sampler_explorer
 
     funnel = NealsFunnel(3)
     learned = fit_follmer_sampler(GMM, steps=10, batch_size=32, sim_steps=5, width=16, depth=2, progress=False)

@@ -19,7 +19,7 @@ differentiable), ``log_prob(x)`` (= log ρ − log Z, the normalised log-density
 ``sample(n, seed)``, and is callable as its own ``log_density``: so ``lsb.FollmerMC(target)`` (which
 uses ``log_prob``: a constant does not change a drift) and the learned sampler of
 :mod:`lsbcore.bridges.follmer_learned` (which uses ``log_density``) both take it.
-:func:`grad_log_density` gives ∇ log ρ by autograd. Notebook 02 §2.7 "A learned sampler".
+:func:`grad_log_density` gives ∇ log ρ by autograd. Notebook 02 §2.8 "A learned sampler".
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class GaussianMixtureTarget(_Target):
     positive standard deviations (isotropic per component); ``log_z`` the log normaliser of the
     exposed ρ (any finite number). ``sample(n, seed)`` draws exactly from μ = ρ / Z (a component k ~ π,
     then m_k + s_k ξ). float64 throughout (the means/weights' dtype is promoted).
-    Notebook 02 §2.7 "A learned sampler".
+    Notebook 02 §2.8 "A learned sampler".
     """
 
     def __init__(self, weights, means, stds=1.0, *, log_z: float = 2.0):
@@ -111,7 +111,7 @@ class NealsFunnel(_Target):
 
     The exposed log ρ drops every constant (see the module docstring), so
     log Z = (dim/2) log 2π + log scale. ``sample(n, seed)`` is exact: v = scale ξ_0, x_i = e^{v/2} ξ_i.
-    Notebook 02 §2.7 "A learned sampler".
+    Notebook 02 §2.8 "A learned sampler".
     """
 
     def __init__(self, dim: int, scale: float = 3.0):

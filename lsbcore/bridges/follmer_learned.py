@@ -45,7 +45,7 @@ the Euler chain: they approach μ as K grows and u → b (or exactly, after rewe
 
 **Network.** ``TimeMLP(dim)`` with its last layer zeroed: training starts at u ≡ 0, i.e. at plain
 importance sampling from N(0, σ² I) (log w = log f(X_1)), a useful and safe start.
-Notebook 02 §2.7 "A learned sampler".
+Notebook 02 §2.8 "A learned sampler".
 """
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ def path_log_weights(drift, log_density, n: int, sigma: float = 1.0, steps: int 
     ``log_w = log f(X_1) − Σ_k [(u_k/σ)·ΔW_k + (h/2)‖u_k/σ‖²]`` is the exact importance weight of the
     Euler chain against the discretised reference (module docstring), so ``mean(exp(log_w))`` is an
     unbiased estimate of Z at every ``steps``. ``dim`` defaults to the bridge's or target's ``dim``.
-    Deterministic for a seed on the CPU. Notebook 02 §2.7 "A learned sampler".
+    Deterministic for a seed on the CPU. Notebook 02 §2.8 "A learned sampler".
     """
     ld = _log_density_of(log_density)
     if isinstance(drift, Bridge):
@@ -198,7 +198,7 @@ class LogZEstimate:
 
 def summarize_weights(log_w: torch.Tensor, samples: torch.Tensor) -> LogZEstimate:
     """log Z, its standard error and ESS/n from the log-weights of n paths and their end points, e.g.
-    the ``(x1, log_w)`` of :func:`path_log_weights` (float64 log-sum-exp). Notebook 02 §2.7."""
+    the ``(x1, log_w)`` of :func:`path_log_weights` (float64 log-sum-exp). Notebook 02 §2.8."""
     if not isinstance(log_w, torch.Tensor) or log_w.ndim != 1 or log_w.shape[0] < 2:
         raise ValueError("log_w must be a tensor of shape (n,) with n ≥ 2")
     if not isinstance(samples, torch.Tensor) or samples.shape[0] != log_w.shape[0]:
@@ -221,7 +221,7 @@ def estimate_log_z(bridge: Bridge, log_density=None, n: int = 1000, steps: Optio
     ``log_density``: the unnormalised log ρ (default: the bridge's own ``log_density``). ``steps``
     defaults to the bridge's ``sim_steps`` (the training grid) or 100. ``bridge.start`` is called
     first, so a Monte-Carlo bridge rewinds its generator (reproducible); the paths take its start
-    points' dtype and device unless ``dtype`` is given. Notebook 02 §2.7.
+    points' dtype and device unless ``dtype`` is given. Notebook 02 §2.8.
     """
     if not isinstance(bridge, Bridge):
         raise TypeError(f"bridge must be an lsbcore Bridge, got {type(bridge).__name__}")
@@ -242,7 +242,7 @@ def estimate_log_z(bridge: Bridge, log_density=None, n: int = 1000, steps: Optio
 
 # ---------------------------------------------------------------------------------- the bridge
 class LearnedFollmer(Bridge):
-    """SF bridge δ0 → μ = ρ/Z whose drift is a network ``net(x, t)`` (Notebook 02 §2.7).
+    """SF bridge δ0 → μ = ρ/Z whose drift is a network ``net(x, t)`` (Notebook 02 §2.8).
 
     Built by :func:`fit_follmer_sampler`; keeps the ``log_density`` it was trained on (for
     :func:`estimate_log_z`), the training grid ``sim_steps`` and the losses (``history["loss"]``).
@@ -362,7 +362,7 @@ def fit_follmer_sampler(log_density, dim: Optional[int] = None, sigma: float = 1
     for "log_variance", 0 and nothing else for "kl"; see :func:`log_variance_loss`). Training is
     :func:`lsbcore.fit` (seeded, EMA, progress bar, checkpoints; ``fit_kwargs`` such as
     ``grad_clip`` or ``schedule`` go to it); the returned bridge holds the EMA net when ``ema`` > 0.
-    Notebook 02 §2.7 "A learned sampler".
+    Notebook 02 §2.8 "A learned sampler".
     """
     ld = _log_density_of(log_density)
     dim = _dim_of(log_density, dim)

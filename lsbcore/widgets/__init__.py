@@ -16,12 +16,11 @@ import importlib
 # explorer -> module of this package that defines it
 _EXPLORERS = {
     "schrodinger_explorer": "nb01", "ipf_explorer": "nb01", "grid_bridge_explorer": "nb01",
-    "bridge_mixture_explorer": "nb02", "sampler_explorer": "nb02",
+    "bridge_mixture_explorer": "nb02", "sampler_explorer": "nb02", "follmer_sampler_explorer": "nb02",
     "latent_bridge_explorer": "nb03", "interpolation_explorer": "nb03",
     "memorisation_explorer": "nb04",
     "sbvae_tradeoff_explorer": "nb05",
     "vsdm_forward_explorer": "nb06", "vsdm_sampler_explorer": "nb06",
-    "follmer_sampler_explorer": "follmer_sampler",
 }
 
 __all__ = sorted(_EXPLORERS)
