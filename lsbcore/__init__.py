@@ -44,6 +44,7 @@ _API = {
     "grad_log_density": "bridges.densities",
     "HeatFlowBridge": "bridges.heat", "SmoothedFollmer": "bridges.heat", "fit_heat_flow": "bridges.heat",
     "LinearForward": "bridges.vsdm", "VSDM": "bridges.vsdm", "fit_vsdm": "bridges.vsdm_fit", "TimeVaryingForward": "bridges.vsdm_time",
+    "DiagonalForward": "bridges.vsdm_diag", "fit_vsdm_diag": "bridges.vsdm_diag",
     "LinearSBVAE": "bridges.sbvae_exact",
     "SBVAEBridge": "bridges.sbvae", "LinearEncoder": "bridges.sbvae", "MLPEncoder": "bridges.sbvae",
     "fit_sbvae": "bridges.sbvae",
@@ -69,7 +70,7 @@ _API = {
 }
 _MODULES = ("utils", "marginals", "bridge", "schrodinger", "bridges", "sde", "train", "nets", "metrics",
             "plotting", "widgets", "digits", "shipped", "latent", "idx", "datasets", "conv",
-            "exercises", "checkpoint", "forecast")
+            "exercises", "checkpoint", "forecast", "vsdm_digits")
 
 __all__ = sorted(_API) + list(_MODULES)
 

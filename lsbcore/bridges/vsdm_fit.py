@@ -37,7 +37,7 @@ def fit_vsdm(data, *, adaptive: bool = True, steps: int = 2000, batch_size: int 
              ema: float = 0.995, warmup: int | None = None, freeze: int | None = None, a_every: int = 50,
              a_lr: float = 0.02, a_decay: float = 0.6, a_paths: int = 256, a_steps: int = 20, zeta: float = 1.0,
              t_gap: float = 1e-3, seed: int = 0, pieces: int = 1, schedule: str = "constant",
-             progress: bool = True, checkpoint=None, checkpoint_every: int = 1000) -> VSDMResult:
+             progress: bool = True, checkpoint=None, checkpoint_every: int = 1000, forward=None) -> VSDMResult:
     """Train VSDM (``adaptive=True``) or the plain VP-SDE (``adaptive=False``: A stays 0) on samples.
 
     The network is a :class:`lsbcore.nets.TimeMLP` trained by :func:`lsbcore.train.fit` (progress bar,
@@ -58,7 +58,10 @@ def fit_vsdm(data, *, adaptive: bool = True, steps: int = 2000, batch_size: int 
     same network, the same budget and the same seed. ``checkpoint`` (a file path) saves the network,
     A, both optimizers and both generators every ``checkpoint_every`` steps; rerunning the same call
     resumes from it and gives the same result as an uninterrupted run (on CPU). ``schedule``: the
-    network's learning-rate schedule (:func:`lsbcore.train.fit`). Notebook 06 §2.3, docs/theory.md §6;
+    network's learning-rate schedule (:func:`lsbcore.train.fit`). ``forward``: a forward process to
+    train instead of the default one built from ``beta_*``/``pieces`` (e.g. the diagonal-A
+    :class:`lsbcore.bridges.vsdm_diag.DiagonalForward`; a forward with a ``score_loss`` method supplies
+    its own, cheaper, form of the same loss). Notebook 06 §2.3, docs/theory.md §6;
     the recipe notebook 06 and ``bench/vsdm.py`` use is :data:`lsbcore.bridges.vsdm_shapes.RECIPE`.
     """
     from ..nets import TimeMLP
@@ -80,7 +83,15 @@ def fit_vsdm(data, *, adaptive: bool = True, steps: int = 2000, batch_size: int 
     a_gen = generator(check_seed(seed) + 1, data.device)
     d = data.shape[1]
     pieces = check_int(pieces, "pieces")
-    if pieces == 1:
+    if forward is not None:
+        if not isinstance(forward, LinearForward):
+            raise TypeError(f"forward must be a LinearForward (or a subclass), got {type(forward).__name__}")
+        if forward.dim != d:
+            raise ValueError(f"forward has dimension {forward.dim} but data has {d}")
+        if pieces != 1:
+            raise ValueError("pieces builds the default forward process: pass either forward or pieces > 1")
+        fwd = forward.to(data.device)
+    elif pieces == 1:
         fwd = LinearForward(d, beta_min=beta_min, beta_max=beta_max, beta_r=beta_r, seed=seed).to(data.device)
     else:
         from .vsdm_time import TimeVaryingForward
@@ -94,6 +105,7 @@ def fit_vsdm(data, *, adaptive: bool = True, steps: int = 2000, batch_size: int 
     opt_A = torch.optim.Adam([{"params": scales, "lr": a_lr, "scale": 1.0},
                               {"params": rotations, "lr": _ROTATION_LR * a_lr, "scale": _ROTATION_LR}])
     A_hist = [fwd.A().detach().clone()]
+    own_loss = getattr(fwd, "score_loss", None)
 
     def loss_fn(model, step, gen):
         if adaptive and warmup <= step < steps - freeze and (step - warmup) % a_every == 0:
@@ -102,6 +114,8 @@ def fit_vsdm(data, *, adaptive: bool = True, steps: int = 2000, batch_size: int 
             _v.update_A(bridge, opt_A, n=a_paths, steps=a_steps, zeta=zeta, seed=a_gen)
             A_hist.append(fwd.A().detach().clone())
         idx = torch.randint(0, data.shape[0], (batch_size,), generator=gen, device=data.device)
+        if own_loss is not None:
+            return own_loss(model, data[idx], t_gap=t_gap, seed=gen)
         return _v.backward_score_loss(fwd, model, data[idx], t_gap=t_gap, seed=gen)
 
     def get_state():
