@@ -52,6 +52,8 @@ _API = {
     "LinearGaussianSSM": "forecast", "NonlinearSSM": "forecast", "crps_gaussian": "forecast",
     "crps_ensemble": "forecast", "energy_score": "forecast", "seasonal_naive": "forecast",
     "fit_var": "forecast", "GaussianVAR": "forecast", "Forecast": "forecast",
+    "fit_forecaster": "bridges.vsdm_forecast", "ForecastModel": "bridges.vsdm_forecast",
+    "ConditionalScoreNet": "bridges.vsdm_forecast",
     # sampling and training
     "sample": "sde", "generate": "sde", "SampleResult": "sde",
     "fit": "train", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint", "ChecksumError": "utils",
