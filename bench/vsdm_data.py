@@ -156,6 +156,8 @@ def main():
     ap.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 3; 1 with --quick)")
     ap.add_argument("--parts", default="digits,forecast")
     ap.add_argument("--out", default=None, help="write the rows as JSON to this file")
+    ap.add_argument("--ship", metavar="DIR", default=None,
+                    help="write DIR/vsdm_data_bench.json (both parts: the tables notebook 07 shows)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     seeds = range(args.seeds or (1 if args.quick else 3))
@@ -167,6 +169,15 @@ def main():
     print(f"\ntotal wall {time.perf_counter() - tic:.0f} s")
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1, default=str) + "\n")
+    if args.ship:
+        from lsbcore.shipped import shipped_classifier
+        from lsbcore.vsdm_digits import fdd_floors
+
+        table = {"command": f"python bench/vsdm_data.py --ship {args.ship}", **out,
+                 "digits_floors": fdd_floors(shipped_classifier())}
+        path = Path(args.ship) / "vsdm_data_bench.json"
+        path.write_text(json.dumps(table, indent=1, default=str) + "\n")
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

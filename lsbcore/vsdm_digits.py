@@ -34,7 +34,7 @@ from .metrics import memorisation_ratio
 from .utils import check_int, check_seed
 
 __all__ = ["SPACES", "DIGITS_RECIPE", "DIGITS_MODELS", "NFES", "digits_training_data", "decode", "diag_image",
-           "evaluate_digit_model", "fdd_floors", "run"]
+           "evaluate_digit_model", "fdd_floors", "run", "shipped_data_bench"]
 
 SPACES = ("pixel", "latent")
 NFES = (6, 8, 16, 50)
@@ -159,3 +159,19 @@ def run(seed: int = 0, space: str = "pixel", model: str = "VSDM", *, nfes=NFES, 
     if return_bridge:
         row["bridge"] = res.bridge
     return row
+
+
+def shipped_data_bench(*, data_dir=None) -> dict:
+    """The three-seed tables of ``bench/vsdm_data.py`` recorded in ``data/vsdm_data_bench.json`` (notebook 07):
+    ``{"command", "digits": [rows of :func:`run`, NFE keys as strings], "digits_floors": {"train", "halves"},
+    "forecast": [{"kind", "seed", "train_s", "s", "scores": {forecaster: [CRPS, energy score]}}]}``."""
+    import json
+    from pathlib import Path
+
+    from .shipped import DATA_DIR
+
+    path = Path(DATA_DIR if data_dir is None else data_dir) / "vsdm_data_bench.json"
+    out = json.loads(path.read_text())
+    if not isinstance(out, dict) or not isinstance(out.get("digits"), list) or not isinstance(out.get("forecast"), list):
+        raise ValueError(f"{path} is not a table written by bench/vsdm_data.py")
+    return out

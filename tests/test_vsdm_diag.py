@@ -197,3 +197,21 @@ def test_fit_vsdm_takes_a_forward_process_and_checks_it():
         fit_vsdm(data, forward=DiagonalForward(2), steps=1, progress=False)
     with pytest.raises(ValueError, match="pieces"):
         fit_vsdm(data, forward=DiagonalForward(3), pieces=2, steps=1, progress=False)
+
+
+def test_shipped_data_bench_holds_both_tables(tmp_path):
+    """data/vsdm_data_bench.json (bench/vsdm_data.py): 3 seeds × 2 spaces × 2 models of digits rows with
+    every NFE, 3 seeds × 2 processes of forecasting rows with the oracle; another file is a ValueError."""
+    import json
+
+    from lsbcore.vsdm_digits import NFES, shipped_data_bench
+
+    table = shipped_data_bench()
+    assert len(table["digits"]) == 12 and len(table["forecast"]) == 6
+    assert {(r["space"], r["model"]) for r in table["digits"]} == {(s, m) for s in ("pixel", "latent") for m in ("VP", "VSDM")}
+    assert all(set(r["eval"]) == {str(k) for k in NFES} for r in table["digits"])
+    assert all({"oracle", "VSDM", "VP-SDE"} <= set(r["scores"]) for r in table["forecast"])
+    assert table["digits_floors"]["train"] < table["digits_floors"]["halves"]
+    (tmp_path / "vsdm_data_bench.json").write_text(json.dumps({"digits": []}))
+    with pytest.raises(ValueError, match="bench/vsdm_data.py"):
+        shipped_data_bench(data_dir=tmp_path)
