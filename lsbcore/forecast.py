@@ -14,7 +14,7 @@ compute in float64 on the CPU; every random function takes ``seed`` (an int or a
   :func:`crps_gaussian` (closed form), :func:`crps_ensemble`, :func:`energy_score`.
 * Baselines — :func:`seasonal_naive` and :func:`fit_var` (a Gaussian VAR(p) by least squares).
 
-Issue 13 (conditional forecasting with a known answer); a forecasting notebook is to come.
+Notebook 07 §2.4–2.6 (conditional forecasting with a known answer, issue 13).
 """
 from __future__ import annotations
 

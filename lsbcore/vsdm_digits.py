@@ -63,7 +63,7 @@ def _autoencoder(latent_dim: int, ae_shift: float):
 
 def digits_training_data(space: str = "pixel", *, latent_dim: int = 8, ae_shift: float = 0.0):
     """The training points of one space: ``"pixel"`` → (700, 64) in [−1, 1]; ``"latent"`` → (700, d)
-    codes of the shipped autoencoder. Returns ``(points, autoencoder or None)``. Notebook 06 §"Digits"."""
+    codes of the shipped autoencoder. Returns ``(points, autoencoder or None)``. Notebook 07 §2.1–2.3."""
     x, _ = load_digits("target")
     if _check_space(space) == "pixel":
         return 2 * x - 1, None
@@ -82,7 +82,7 @@ def decode(points, autoencoder=None) -> torch.Tensor:
 
 def diag_image(forward: LinearForward) -> torch.Tensor:
     """The learned diagonal of A (s, one value per pixel) as an (8, 8) float64 image: pixel (i, j) holds
-    the s of that pixel's coordinate. Needs a 64-D forward (pixel space). Notebook 06 §"Digits"."""
+    the s of that pixel's coordinate. Needs a 64-D forward (pixel space). Notebook 07 §2.1–2.3."""
     if not isinstance(forward, LinearForward):
         raise TypeError(f"forward must be a LinearForward, got {type(forward).__name__}")
     if forward.dim != PIXELS:
@@ -104,7 +104,7 @@ def evaluate_digit_model(bridge: VSDM, classifier, *, autoencoder=None, nfes=NFE
                          seed: int = 0) -> dict:
     """Score PF-ODE (Heun) samples at each NFE: NFE → {"fdd", "tv_classes", "class_hist", "confidence",
     "memorisation"}, all on ``n`` decoded digits against the test split (memorisation: against the
-    training digits). Notebook 06 §"Digits"."""
+    training digits). Notebook 07 §2.1–2.3."""
     if not isinstance(bridge, VSDM):
         raise TypeError(f"bridge must be a VSDM, got {type(bridge).__name__}")
     n = check_int(n, "n", minimum=2)
@@ -131,7 +131,7 @@ def run(seed: int = 0, space: str = "pixel", model: str = "VSDM", *, nfes=NFES, 
     (``override`` on top, e.g. ``steps=...``) and score it at ``nfes``. Returns a JSON-ready row:
     ``{"space", "model", "seed", "config", "train_s", "total_s", "s", "eval": {nfe: scores}}``
     (``s``: the learned diagonal of A; with ``return_bridge=True`` also ``"bridge"``). Deterministic for
-    a seed on CPU. Notebook 06 §"Digits"; the bench runs 3 seeds × 2 models × 2 spaces.
+    a seed on CPU. Notebook 07 §2.1–2.3; the bench runs 3 seeds × 2 models × 2 spaces.
     """
     from .shipped import shipped_classifier
 

@@ -98,6 +98,11 @@ def _tau(bm, b0=0.1, br=1.7):
     return b0 + (bm - b0) / (br + 1)
 
 
+def _tau_t(t, bm, b0=0.1, br=1.7):
+    """∫_0^t β = β_min t + (β_max − β_min) t^(β_r + 1) / (β_r + 1)."""
+    return b0 * t + (bm - b0) * t ** (br + 1) / (br + 1)
+
+
 # a few typical mistakes per exercise: each must be caught
 WRONG = {
     "01.1": [lambda f1, C, eps, lb: -eps * torch.logsumexp((f1[None] - C) / eps, 1),                 # forgot log b
@@ -159,6 +164,13 @@ WRONG = {
     "06.3": [lambda e, S: -e @ torch.linalg.cholesky(S).T,
              lambda e, S: -torch.linalg.solve(S, e.T).T,
              lambda e, S: torch.linalg.solve_triangular(torch.linalg.cholesky(S), e, upper=False, left=False)],
+    "07.1": [lambda s, t, bm: (torch.exp(-_tau_t(t, bm) * (1 - 2 * s)),                        # φ without the ½
+                               -torch.expm1(-_tau_t(t, bm) * (1 - 2 * s)) / (1 - 2 * s)),
+             lambda s, t, bm: (torch.exp(-bm * t * (1 - 2 * s) / 2),                            # β constant = β_max
+                               -torch.expm1(-bm * t * (1 - 2 * s)) / (1 - 2 * s))],
+    "07.2": [lambda mu, sd, y: (y - mu).abs()],                                                # the point forecast's error
+    "07.3": [lambda a, q, r, T: q / (1 - a * a) + r,                                           # ignores the history
+             lambda a, q, r, T: q + r],                                                        # as if the state were seen
 }
 
 

@@ -49,7 +49,7 @@ class DiagonalForward(LinearForward):
     s starts at 0 (the VP-SDE) and is kept in [−s_max, s_max] (``nonpositive=True``: [−s_max, 0], as
     upstream's A = −w²). No rotations: ``parameters()`` is just s, float64. Transitions are exact and
     elementwise (:meth:`diag_transition`); the :class:`LinearForward` methods return the same moments as
-    dense diagonal matrices. Notebook 06 §"Digits" (issue 13), docs/theory.md §6.
+    dense diagonal matrices. Notebook 07 §2.1–2.3 (issue 13), docs/theory.md §6.
     """
 
     def __init__(self, dim: int, *, beta_min: float = 0.1, beta_max: float = 10.0, beta_r: float = 1.7,
@@ -82,7 +82,7 @@ class DiagonalForward(LinearForward):
     def diag_transition(self, t):
         """``(φ, σ²)``, each (n, d): X_t | X_0 ~ N(φ ⊙ X_0, diag σ²) for n times t in [0, 1] (a float or
         a 1-D tensor). φ = exp(−½ τ k), σ² = τ (1 − e^{−τk}) / (τk), k = 1 − 2s, τ = ∫_0^t β.
-        Differentiable in s. Notebook 06 §"Digits"."""
+        Differentiable in s. Notebook 07 §2.1–2.3."""
         t = check_time(torch.as_tensor(t, dtype=_DT, device=self.s.device).reshape(-1)).reshape(-1)
         s = self.s if torch.is_grad_enabled() else self.s.detach()
         tau = self.schedule.int_beta(t)[:, None]
@@ -125,7 +125,7 @@ def diag_score_loss(forward: DiagonalForward, net: nn.Module, x0, *, t_gap: floa
                     seed: Seed = 0) -> torch.Tensor:
     """:func:`lsbcore.bridges.vsdm.backward_score_loss` for a :class:`DiagonalForward`, elementwise:
     X_t = φ_t ⊙ x0 + σ_t ⊙ ε, loss E‖ε_θ(X_t, t) − ε‖². The same random draws in the same order, so the
-    same value for the same seed (tests/test_vsdm_diag.py). Notebook 06 §"Digits"."""
+    same value for the same seed (tests/test_vsdm_diag.py). Notebook 07 §2.1–2.3."""
     if not isinstance(forward, DiagonalForward):
         raise TypeError(f"forward must be a DiagonalForward, got {type(forward).__name__}")
     if not callable(net):
@@ -147,7 +147,7 @@ def fit_vsdm_diag(data, *, adaptive: bool = True, s_max: float = 1.0, nonpositiv
     :func:`lsbcore.bridges.vsdm_fit.fit_vsdm` (the same phases, recipe arguments, checkpoints and
     result) on a :class:`DiagonalForward` with ``s_max``/``nonpositive``, trained with the elementwise
     :func:`diag_score_loss` (the same value as the dense loss from the same draws, ~4× cheaper at
-    d = 64). ``A_history`` holds the dense diagonal A after each update. Notebook 06 §"Digits",
+    d = 64). ``A_history`` holds the dense diagonal A after each update. Notebook 07 §2.1–2.3,
     docs/theory.md §6.
     """
     from .vsdm_fit import fit_vsdm

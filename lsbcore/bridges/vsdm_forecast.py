@@ -22,7 +22,7 @@ network carries the dependence on the history).
 * :func:`evaluate` — CRPS and energy score of the models, the oracle, seasonal naive and a fitted VAR
   on the same test series (conventions of :mod:`lsbcore.forecast`).
 
-Notebook on forecasting (to come), docs/theory.md §4 (VSDM).
+Notebook 07 §2.4–2.6, docs/theory.md §6 (VSDM).
 """
 from __future__ import annotations
 

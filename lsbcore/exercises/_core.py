@@ -8,7 +8,7 @@ from typing import Callable, Dict
 
 import torch
 
-_NOTEBOOKS = ("nb01", "nb02", "nb03", "nb04", "nb05", "nb06")
+_NOTEBOOKS = ("nb01", "nb02", "nb03", "nb04", "nb05", "nb06", "nb07")
 _REGISTRY: Dict[str, "Exercise"] = {}
 
 

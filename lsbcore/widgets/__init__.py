@@ -21,6 +21,7 @@ _EXPLORERS = {
     "memorisation_explorer": "nb04",
     "sbvae_tradeoff_explorer": "nb05",
     "vsdm_forward_explorer": "nb06", "vsdm_sampler_explorer": "nb06",
+    "forecast_fan_explorer": "nb07",
 }
 
 __all__ = sorted(_EXPLORERS)
