@@ -37,7 +37,8 @@ def fit_vsdm(data, *, adaptive: bool = True, steps: int = 2000, batch_size: int 
              ema: float = 0.995, warmup: int | None = None, freeze: int | None = None, a_every: int = 50,
              a_lr: float = 0.02, a_decay: float = 0.6, a_paths: int = 256, a_steps: int = 20, zeta: float = 1.0,
              t_gap: float = 1e-3, seed: int = 0, pieces: int = 1, schedule: str = "constant",
-             progress: bool = True, checkpoint=None, checkpoint_every: int = 1000, forward=None) -> VSDMResult:
+             progress: bool = True, checkpoint=None, checkpoint_every: int = 1000, forward=None, net=None,
+             condition=None, desc: str | None = None) -> VSDMResult:
     """Train VSDM (``adaptive=True``) or the plain VP-SDE (``adaptive=False``: A stays 0) on samples.
 
     The network is a :class:`lsbcore.nets.TimeMLP` trained by :func:`lsbcore.train.fit` (progress bar,
@@ -61,7 +62,12 @@ def fit_vsdm(data, *, adaptive: bool = True, steps: int = 2000, batch_size: int 
     network's learning-rate schedule (:func:`lsbcore.train.fit`). ``forward``: a forward process to
     train instead of the default one built from ``beta_*``/``pieces`` (e.g. the diagonal-A
     :class:`lsbcore.bridges.vsdm_diag.DiagonalForward`; a forward with a ``score_loss`` method supplies
-    its own, cheaper, form of the same loss). Notebook 06 §2.3, docs/theory.md §6;
+    its own, cheaper, form of the same loss). ``net``: the ε-network to train instead of
+    ``TimeMLP(d, width, depth)``. ``condition`` ``(n, c)``, one row per data row, makes the model
+    conditional: ``net`` must offer ``net.given(c)`` (:class:`lsbcore.bridges.vsdm_forecast.ConditionalScoreNet`);
+    each batch is scored given its rows' conditions, and each A-step simulates its ``a_paths`` backward
+    paths given as many conditions drawn at random (from the A-generator). ``desc``: the progress
+    bar's label. Notebook 06 §2.3, docs/theory.md §6;
     the recipe notebook 06 and ``bench/vsdm.py`` use is :data:`lsbcore.bridges.vsdm_shapes.RECIPE`.
     """
     from ..nets import TimeMLP
@@ -98,25 +104,43 @@ def fit_vsdm(data, *, adaptive: bool = True, steps: int = 2000, batch_size: int 
 
         fwd = TimeVaryingForward(d, pieces=pieces, beta_min=beta_min, beta_max=beta_max, beta_r=beta_r,
                                  seed=seed).to(data.device)
-    net = TimeMLP(d, width=width, depth=depth, seed=seed).to(data.device)
+    if net is None:
+        net = TimeMLP(d, width=width, depth=depth, seed=seed).to(data.device)
+    elif not isinstance(net, torch.nn.Module):
+        raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
+    if condition is not None:
+        if not callable(getattr(net, "given", None)):
+            raise TypeError("a condition needs a net with .given(condition) (e.g. a ConditionalScoreNet)")
+        if not isinstance(condition, torch.Tensor) or condition.ndim != 2 or condition.shape[0] != data.shape[0]:
+            raise ValueError(f"condition must be a tensor (n, c) with one row per data row ({data.shape[0]}), "
+                             f"got {tuple(condition.shape) if isinstance(condition, torch.Tensor) else type(condition).__name__}")
+        given = net.given
+    else:
+        given = None
     bridge = VSDM(fwd, net, t_gap=t_gap)
     scales = fwd.s_pieces()                 # every piece's s (the rest are the rotations U, V)
     rotations = [p for p in fwd.parameters() if all(p is not q for q in scales)]
     opt_A = torch.optim.Adam([{"params": scales, "lr": a_lr, "scale": 1.0},
                               {"params": rotations, "lr": _ROTATION_LR * a_lr, "scale": _ROTATION_LR}])
     A_hist = [fwd.A().detach().clone()]
-    own_loss = getattr(fwd, "score_loss", None)
+    score_loss = getattr(fwd, "score_loss", None) or (lambda m, x, **kw: _v.backward_score_loss(fwd, m, x, **kw))
 
     def loss_fn(model, step, gen):
         if adaptive and warmup <= step < steps - freeze and (step - warmup) % a_every == 0:
             for group in opt_A.param_groups:
                 group["lr"] = group["scale"] * a_lr * (1 + (len(A_hist) - 1) / 10) ** (-a_decay)
-            _v.update_A(bridge, opt_A, n=a_paths, steps=a_steps, zeta=zeta, seed=a_gen)
+            if given is None:
+                _v.update_A(bridge, opt_A, n=a_paths, steps=a_steps, zeta=zeta, seed=a_gen)
+            else:
+                rows = torch.randint(0, data.shape[0], (a_paths,), generator=a_gen, device=data.device)
+                with given(condition[rows]):
+                    _v.update_A(bridge, opt_A, n=a_paths, steps=a_steps, zeta=zeta, seed=a_gen)
             A_hist.append(fwd.A().detach().clone())
         idx = torch.randint(0, data.shape[0], (batch_size,), generator=gen, device=data.device)
-        if own_loss is not None:
-            return own_loss(model, data[idx], t_gap=t_gap, seed=gen)
-        return _v.backward_score_loss(fwd, model, data[idx], t_gap=t_gap, seed=gen)
+        if given is None:
+            return score_loss(model, data[idx], t_gap=t_gap, seed=gen)
+        with given(condition[idx]):
+            return score_loss(model, data[idx], t_gap=t_gap, seed=gen)
 
     def get_state():
         return {"forward": fwd.state_dict(), "opt_A": opt_A.state_dict(), "a_gen": a_gen.get_state(),
@@ -129,7 +153,8 @@ def fit_vsdm(data, *, adaptive: bool = True, steps: int = 2000, batch_size: int 
         A_hist[:] = list(state["A_history"])
 
     hist = fit(net, loss_fn, steps, lr=lr, seed=seed, ema=ema, schedule=schedule, progress=progress,
-               log_every=min(100, steps), desc="VSDM" if adaptive else "VP-SDE", checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+               log_every=min(100, steps), desc=desc or ("VSDM" if adaptive else "VP-SDE"), checkpoint=checkpoint,
+               checkpoint_every=checkpoint_every,
                extra_state=(get_state, set_state))
     fwd.requires_grad_(False)
     out = VSDM(fwd, (hist.ema if hist.ema is not None else net).eval(), t_gap=t_gap)

@@ -36,9 +36,8 @@ from torch import nn
 
 from ..forecast import _check_series, crps_ensemble, crps_gaussian, energy_score, fit_var, seasonal_naive
 from ..nets import TimeMLP
-from ..utils import check_int, check_positive, check_seed, generator
-from . import vsdm as _v
-from .vsdm import VSDM, LinearForward, _check_gap
+from ..utils import check_int, check_seed, generator
+from .vsdm import VSDM
 
 __all__ = ["ConditionalScoreNet", "encode_history", "ForecastModel", "fit_forecaster", "forecast", "Scores",
            "evaluate"]
@@ -171,7 +170,7 @@ def fit_forecaster(process, *, adaptive: bool = True, history: int = 48, horizon
     apply (``warmup`` steps with A = 0, default steps // 4; then one :func:`update_A` step every
     ``a_every`` steps on ``a_paths`` backward paths given as many random training histories, step size
     a_lr (1 + k/10)^(−a_decay); the last ``freeze`` steps, default steps // 4, train the net alone).
-    The defaults are the budget of ``bench/vsdm_forecast_probe.py``: one CPU core trains the VP-SDE in
+    The defaults are the budget of ``bench/vsdm_data.py`` (``FORECAST_BUDGET``): one CPU core trains the VP-SDE in
     ~8 s and VSDM in ~25 s (the 40 updates of A, each re-tabulating the 36-dimensional transitions).
     """
     process = _check_process(process)
@@ -180,18 +179,8 @@ def fit_forecaster(process, *, adaptive: bool = True, history: int = 48, horizon
     if history < P:
         raise ValueError(f"history must be ≥ the process's period {P}, got {history}")
     n_train_series = check_int(n_train_series, "n_train_series", minimum=2)
-    steps, batch_size = check_int(steps, "steps"), check_int(batch_size, "batch_size")
-    a_every, a_paths = check_int(a_every, "a_every"), check_int(a_paths, "a_paths")
-    a_steps = check_int(a_steps, "a_steps")
-    a_lr, zeta = check_positive(a_lr, "a_lr"), check_positive(zeta, "zeta", allow_zero=True)
-    a_decay = check_positive(a_decay, "a_decay", allow_zero=True)
-    if a_decay > 1:
-        raise ValueError(f"a_decay must lie in [0, 1] (Σγ_k must diverge), got {a_decay}")
     if not isinstance(adaptive, bool):
         raise TypeError(f"adaptive must be True or False, got {type(adaptive).__name__}")
-    t_gap = _check_gap(t_gap)
-    warmup = steps // 4 if warmup is None else check_int(warmup, "warmup", minimum=0)
-    freeze = steps // 4 if freeze is None else check_int(freeze, "freeze", minimum=0)
     seed = check_seed(seed)
 
     data_seed = _derive(seed, 1)
@@ -201,34 +190,16 @@ def fit_forecaster(process, *, adaptive: bool = True, history: int = 48, horizon
     cond = model.condition(y[:, :history])
     fut = ((y[:, history:] - loc) / scale).reshape(n_train_series, -1).float()
 
-    fwd = LinearForward(horizon * d, beta_min=beta_min, beta_max=beta_max, beta_r=beta_r, seed=seed)
+    # the loop, its phases and its checks are fit_vsdm's: the network is conditional, the rest is VSDM
+    from .vsdm_fit import fit_vsdm
+
     net = ConditionalScoreNet(horizon * d, cond.shape[1], width, depth, seed=seed)
-    bridge = VSDM(fwd, net, t_gap=t_gap)
-    rotations = [p for p in fwd.parameters() if p is not fwd.s]
-    opt_A = torch.optim.Adam([{"params": [fwd.s], "lr": a_lr, "scale": 1.0},      # as fit_vsdm: U, V at 0.2·lr
-                              {"params": rotations, "lr": 0.2 * a_lr, "scale": 0.2}])
-    a_gen = generator(seed + 1)
-    A_hist = [fwd.A().detach().clone()]
-
-    def loss_fn(m, step, gen):
-        if adaptive and warmup <= step < steps - freeze and (step - warmup) % a_every == 0:
-            for group in opt_A.param_groups:
-                group["lr"] = group["scale"] * a_lr * (1 + (len(A_hist) - 1) / 10) ** (-a_decay)
-            rows = torch.randint(0, n_train_series, (a_paths,), generator=a_gen)
-            with net.given(cond[rows]):
-                _v.update_A(bridge, opt_A, n=a_paths, steps=a_steps, zeta=zeta, seed=a_gen)
-            A_hist.append(fwd.A().detach().clone())
-        idx = torch.randint(0, n_train_series, (batch_size,), generator=gen)
-        with m.given(cond[idx]):
-            return _v.backward_score_loss(fwd, m, fut[idx], t_gap=t_gap, seed=gen)
-
-    from ..train import fit
-
-    hist = fit(net, loss_fn, steps, lr=lr, seed=seed, ema=ema, schedule=schedule, progress=progress,
-               log_every=min(100, steps), desc="conditional " + ("VSDM" if adaptive else "VP-SDE"))
-    fwd.requires_grad_(False)
-    model.bridge = VSDM(fwd, (hist.ema if hist.ema is not None else net).eval(), t_gap=t_gap)
-    model.losses, model.A_history, model.seconds = hist.losses, A_hist, hist.seconds
+    res = fit_vsdm(fut, adaptive=adaptive, steps=steps, batch_size=batch_size, beta_min=beta_min,
+                   beta_max=beta_max, beta_r=beta_r, lr=lr, ema=ema, warmup=warmup, freeze=freeze,
+                   a_every=a_every, a_lr=a_lr, a_decay=a_decay, a_paths=a_paths, a_steps=a_steps, zeta=zeta,
+                   t_gap=t_gap, seed=seed, schedule=schedule, progress=progress, net=net, condition=cond,
+                   desc="conditional " + ("VSDM" if adaptive else "VP-SDE"))
+    model.bridge, model.losses, model.A_history, model.seconds = res.bridge, res.losses, res.A_history, res.seconds
     return model
 
 
