@@ -37,10 +37,11 @@ from pathlib import Path
 import torch
 
 
-def _ms(values) -> str:
+def _ms(values, digits: int = 2) -> str:
+    """mean±sd of ``values`` with ``digits`` decimals (sd 0 for one value)."""
     values = list(values)
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f}±{sd:.2f}"
+    return f"{statistics.mean(values):.{digits}f}±{sd:.{digits}f}"
 
 
 def digits_part(seeds, quick: bool) -> tuple[list, bool]:
@@ -135,19 +136,13 @@ def forecast_part(seeds, quick: bool) -> tuple[list, bool]:
             rc = statistics.mean(r["scores"][name][0] / r["scores"]["oracle"][0] for r in runs)
             re = statistics.mean(r["scores"][name][1] / r["scores"]["oracle"][1] for r in runs)
             tr = statistics.mean(r["train_s"][name] for r in runs) if name in runs[0]["train_s"] else None
-            print(f"{name:<16}{_ms4(c):>16}{rc:>9.3f}{_ms4(e):>16}{re:>9.3f}" + (f"{tr:>9.1f}" if tr else ""))
+            print(f"{name:<16}{_ms(c, 4):>16}{rc:>9.3f}{_ms(e, 4):>16}{re:>9.3f}" + (f"{tr:>9.1f}" if tr else ""))
         if kind == "linear":
             ratio = statistics.mean(r["scores"]["VSDM"][0] / r["scores"]["oracle"][0] for r in runs)
             ok = ratio <= 1.25
             print(f"[{'PASS' if ok else 'FAIL'}] VSDM's CRPS within 1.25 × the oracle's on the linear-Gaussian "
                   f"process: {ratio:.3f} × (mean over seeds)")
     return rows, ok
-
-
-def _ms4(values) -> str:
-    values = list(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4f}±{sd:.4f}"
 
 
 def main():

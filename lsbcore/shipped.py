@@ -25,7 +25,8 @@ from .checkpoint import load_checkpoint, save_checkpoint, sha256_file
 from .utils import ChecksumError, check_int
 
 __all__ = ["DATA_DIR", "MANIFEST_NAME", "SHIPPED", "sha256_file", "write_manifest", "verify_file",
-           "checkpoint_name", "load_shipped", "shipped_autoencoder", "shipped_classifier", "rebuild_data"]
+           "checkpoint_name", "load_shipped", "shipped_autoencoder", "shipped_classifier", "rebuild_data",
+           "load_bench_table"]
 
 MANIFEST_NAME = "MANIFEST.json"
 
@@ -90,6 +91,17 @@ def verify_file(path, data_dir=None) -> Path:
         raise ChecksumError(f"{path} is corrupt or was modified: sha256 {actual[:12]}… but {MANIFEST_NAME} "
                             f"says {recorded[:12]}…; {_REBUILD}")
     return path
+
+
+def load_bench_table(name: str, writer: str, lists: Sequence[str] = ("rows",), *, data_dir=None) -> dict:
+    """A benchmark table shipped as JSON in ``data_dir`` (default :data:`DATA_DIR`): the dict in
+    ``name``, which must hold a list under every key of ``lists`` (ValueError naming ``writer``, the
+    script that writes it, otherwise). Tables are not checkpoints: they are not in the manifest."""
+    path = Path(DATA_DIR if data_dir is None else data_dir) / name
+    out = json.loads(path.read_text())
+    if not isinstance(out, dict) or not all(isinstance(out.get(k), list) for k in lists):
+        raise ValueError(f"{path} is not a table written by {writer}")
+    return out
 
 
 # ------------------------------------------------------------------------------------ loading

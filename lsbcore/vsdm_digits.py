@@ -165,13 +165,6 @@ def shipped_data_bench(*, data_dir=None) -> dict:
     """The three-seed tables of ``bench/vsdm_data.py`` recorded in ``data/vsdm_data_bench.json`` (notebook 07):
     ``{"command", "digits": [rows of :func:`run`, NFE keys as strings], "digits_floors": {"train", "halves"},
     "forecast": [{"kind", "seed", "train_s", "s", "scores": {forecaster: [CRPS, energy score]}}]}``."""
-    import json
-    from pathlib import Path
+    from .shipped import load_bench_table
 
-    from .shipped import DATA_DIR
-
-    path = Path(DATA_DIR if data_dir is None else data_dir) / "vsdm_data_bench.json"
-    out = json.loads(path.read_text())
-    if not isinstance(out, dict) or not isinstance(out.get("digits"), list) or not isinstance(out.get("forecast"), list):
-        raise ValueError(f"{path} is not a table written by bench/vsdm_data.py")
-    return out
+    return load_bench_table("vsdm_data_bench.json", "bench/vsdm_data.py", ("digits", "forecast"), data_dir=data_dir)

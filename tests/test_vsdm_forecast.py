@@ -181,3 +181,18 @@ def test_condition_checks():
         cnet.given([[0.0] * 3]).__enter__()
     with pytest.raises(ValueError, match="rows"), cnet.given(torch.zeros(3, 3)):
         cnet(x, 0.5)
+
+
+def test_fit_vsdm_checks_a_condition():
+    """fit_vsdm(condition=...) needs a net with .given and one condition row per data row."""
+    from lsbcore.bridges.vsdm_fit import fit_vsdm
+    from lsbcore.nets import TimeMLP
+
+    data = torch.randn(32, 4, generator=torch.Generator().manual_seed(0))
+    cond = torch.randn(32, 3, generator=torch.Generator().manual_seed(1))
+    with pytest.raises(TypeError, match="given"):
+        fit_vsdm(data, net=TimeMLP(4, 8, 1), condition=cond, steps=1, progress=False)
+    with pytest.raises(ValueError, match="one row per data row"):
+        fit_vsdm(data, net=ConditionalScoreNet(4, 3, 8, 1), condition=cond[:5], steps=1, progress=False)
+    with pytest.raises(TypeError, match="net"):
+        fit_vsdm(data, net="mlp", steps=1, progress=False)

@@ -289,16 +289,13 @@ def shipped_comparison(*, data_dir=None) -> dict:
     in ``data/ipf_imf_bench.json`` (notebook 02 §2.7), grouped per method and iteration over the seeds:
     ``{method: {"iteration": [1, 2, …], "seeds": [...], key: (means, sds) for key in fwd, bwd,
     fwd_floor, bwd_floor, train_s}}``, plus ``"steps"`` (Adam steps per fit) and ``"command"``."""
-    import json
     import statistics
-    from pathlib import Path
 
-    from ..shipped import DATA_DIR
+    from ..shipped import load_bench_table
 
-    path = Path(DATA_DIR if data_dir is None else data_dir) / "ipf_imf_bench.json"
-    raw = json.loads(path.read_text())
-    if not isinstance(raw, dict) or not isinstance(raw.get("rows"), list) or not raw["rows"]:
-        raise ValueError(f"{path} is not a table written by bench/ipf_imf.py")
+    raw = load_bench_table("ipf_imf_bench.json", "bench/ipf_imf.py", data_dir=data_dir)
+    if not raw["rows"]:
+        raise ValueError("ipf_imf_bench.json holds no rows: it is not a table written by bench/ipf_imf.py")
     out: dict = {"steps": raw.get("steps"), "command": raw.get("command")}
     for method in sorted({r["method"] for r in raw["rows"]}):
         rows = [r for r in raw["rows"] if r["method"] == method]

@@ -175,15 +175,9 @@ def rebuild(name: str, data_dir, *, steps: int | None = None, progress: bool = T
 def shipped_bench(*, data_dir=None) -> dict:
     """The multi-seed table that ``python bench/vsdm.py --ship data`` recorded in ``data/vsdm_bench.json``
     (``{"command", "wall_s", "rows"}``): notebook 06 shows it beside its own seed-0 numbers."""
-    import json
+    from ..shipped import load_bench_table
 
-    from ..shipped import DATA_DIR
-
-    path = Path(DATA_DIR if data_dir is None else data_dir) / "vsdm_bench.json"
-    out = json.loads(path.read_text())
-    if not isinstance(out, dict) or not isinstance(out.get("rows"), list):
-        raise ValueError(f"{path} is not a table written by bench/vsdm.py")
-    return out
+    return load_bench_table("vsdm_bench.json", "bench/vsdm.py", data_dir=data_dir)
 
 
 def summarise(rows, *, nfes=(6, 8, 16, 50), zeta: float = 0.85) -> dict:
