@@ -108,11 +108,13 @@ def log_f(log_density: Callable, x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------- the Euler chain
 def _euler(drift: Callable, n: int, dim: int, sigma: float, steps: int, gen, dtype, device,
-           keep_path: bool = False, check_first: bool = False):
+           keep_path: bool = False, check_first: bool = False, ito: bool = True):
     """Controlled Euler chain from 0 with the Girsanov log-ratio log dP^u/dQ accumulated on it.
 
     Returns (X_K, log dP^u/dQ (n,), states (K+1, n, d) or None). Noise is drawn per step before
-    the drift is called, as :func:`lsbcore.sde.sample` does, so the paths equal that sampler's."""
+    the drift is called, as :func:`lsbcore.sde.sample` does, so the paths equal that sampler's.
+    ``ito=False`` leaves the mean-zero stochastic integral Σ (u/σ)·ΔW out of the log-ratio: what is
+    accumulated is then the control's energy Σ h‖u‖²/(2σ²) (the KL loss's running cost)."""
     h = 1.0 / steps
     sqrt_h = math.sqrt(h)
     x = torch.zeros(n, dim, dtype=dtype, device=device)
@@ -125,7 +127,10 @@ def _euler(drift: Callable, n: int, dim: int, sigma: float, steps: int, gen, dty
         if check_first and k == 0 and (not isinstance(u, torch.Tensor) or u.shape != x.shape):
             raise ValueError(f"drift must return a tensor of shape {tuple(x.shape)}, got "
                              f"{tuple(u.shape) if isinstance(u, torch.Tensor) else type(u).__name__}")
-        log_rn = log_rn + (u * dw).sum(-1) / sigma + 0.5 * h * (u * u).sum(-1) / sigma**2
+        if ito:
+            log_rn = log_rn + (u * dw).sum(-1) / sigma + 0.5 * h * (u * u).sum(-1) / sigma**2
+        else:
+            log_rn = log_rn + 0.5 * h * (u * u).sum(-1) / sigma**2
         x = x + h * u + sigma * dw
         if keep_path:
             states.append(x)
@@ -318,15 +323,7 @@ def kl_loss(net: Callable, log_density: Callable, batch_size: int, dim: int, sig
     accepted for a common signature and must be 0: these paths must be the model's own. Inner code."""
     p = next(iter(net.parameters()), None) if isinstance(net, nn.Module) else None
     dtype, dev = (p.dtype, p.device) if p is not None else (torch.float32, None)
-    h, sqrt_h = 1.0 / steps, math.sqrt(1.0 / steps)
-    x = torch.zeros(batch_size, dim, dtype=dtype, device=dev)
-    cost = torch.zeros(batch_size, dtype=dtype, device=dev)
-    for k in range(steps):
-        t = torch.full((batch_size, 1), k * h, dtype=dtype, device=dev)
-        dw = sqrt_h * torch.randn(batch_size, dim, generator=gen, dtype=dtype, device=dev)
-        u = net(x, t)
-        cost = cost + 0.5 * h * (u * u).sum(-1) / sigma**2
-        x = x + h * u + sigma * dw
+    x, cost, _ = _euler(net, batch_size, dim, sigma, steps, gen, dtype, dev, ito=False)
     return (cost - log_f(log_density, x, sigma)).mean()
 
 
