@@ -244,3 +244,16 @@ def test_coupling_every_reuses_one_plan_and_resumes_bit_exactly(tmp_path):
         fit_bridge(x0, x1, 0.5, **{**kw, "coupling": "independent"})
     with pytest.raises(ValueError, match="coupling_every"):
         fit_bridge(x0, x1, 0.5, **{**kw, "coupling_every": 0})
+
+
+def test_couple_draws_more_pairs_from_one_plan_when_asked():
+    """pairs=m draws m pairs from the one Sinkhorn plan (rows of the two batches); only for Sinkhorn."""
+    x0, x1 = eight_gaussians(40, seed=0), moons(40, seed=1)
+    a, b = couple(x0, x1, "sinkhorn", sigma=0.5, seed=2, pairs=120)
+    assert a.shape == b.shape == (120, 2)
+    assert all(bool((x0 == r).all(1).any()) for r in a) and all(bool((x1 == r).all(1).any()) for r in b)
+    assert couple(x0, x1, "sinkhorn", sigma=0.5, seed=2)[0].shape == (40, 2)   # default: n pairs
+    with pytest.raises(ValueError, match="pairs"):
+        couple(x0, x1, "independent", pairs=80)
+    with pytest.raises(ValueError, match="pairs"):
+        couple(x0, x1, "sinkhorn", sigma=0.5, pairs=0)

@@ -10,7 +10,7 @@ from typing import Optional
 
 import torch
 
-from ..utils import Seed, check_points, check_positive, check_same_device, check_scale, generator
+from ..utils import Seed, check_int, check_points, check_positive, check_same_device, check_scale, generator
 
 __all__ = ["COUPLINGS", "couple"]
 
@@ -18,7 +18,8 @@ COUPLINGS = ("independent", "sinkhorn", "ot")
 
 
 def couple(x0, x1, coupling: str = "sinkhorn", *, sigma: Optional[float] = None,
-           eps: Optional[float] = None, seed: Seed = 0, **sinkhorn_kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+           eps: Optional[float] = None, seed: Seed = 0, pairs: Optional[int] = None,
+           **sinkhorn_kwargs) -> tuple[torch.Tensor, torch.Tensor]:
     """Pair the rows of two equally sized batches: ``(x0[i_k], x1[j_k])`` for k = 1..n.
 
     - ``"independent"``: the product coupling (the pairs as given; shuffle beforehand if needed).
@@ -27,12 +28,16 @@ def couple(x0, x1, coupling: str = "sinkhorn", *, sigma: Optional[float] = None,
     - ``"ot"``: exact OT (``ot.emd``): for uniform equal-size batches a permutation, used as is.
 
     Notebook 02 §"Couplings". Extra keyword arguments go to ``sinkhorn`` (e.g. ``tol``, ``max_iter``).
+    ``pairs`` (Sinkhorn only): draw that many pairs from the one plan instead of n (e.g. the pairs of
+    several training steps, ``fit_bridge(coupling_every=k)``).
     """
     x0 = check_points(x0, "x0")
     x1 = check_points(x1, "x1", dim=x0.shape[1])
     check_same_device(x0=x0, x1=x1)
     if x0.shape[0] != x1.shape[0]:
         raise ValueError(f"x0 and x1 must have the same number of rows, got {x0.shape[0]} and {x1.shape[0]}")
+    if pairs is not None and coupling != "sinkhorn":
+        raise ValueError(f"pairs applies to the sinkhorn coupling only, got coupling={coupling!r}")
     if coupling == "independent":
         return x0, x1
     if coupling == "ot":
@@ -45,7 +50,8 @@ def couple(x0, x1, coupling: str = "sinkhorn", *, sigma: Optional[float] = None,
         from ..schrodinger import sinkhorn
 
         res = sinkhorn(x0, x1, check_positive(eps, "eps"), **sinkhorn_kwargs)
-        i, j = res.sample_indices(x0.shape[0], seed=generator(seed, x0.device))
+        n_pairs = x0.shape[0] if pairs is None else check_int(pairs, "pairs")
+        i, j = res.sample_indices(n_pairs, seed=generator(seed, x0.device))
         return x0[i], x1[j]
     raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}")
 

@@ -288,8 +288,6 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
         if coupling != "sinkhorn" or pair_fn is not None:
             raise ValueError("coupling_every > 1 reuses a minibatch Sinkhorn plan: it needs "
                              "coupling='sinkhorn' and no pair_fn")
-        if sigma == 0:
-            raise ValueError("the sinkhorn coupling needs sigma > 0 (eps = 2σ²)")
         if checkpoint is not None and fit_kwargs.get("checkpoint_every", 1000) % coupling_every:
             raise ValueError(f"checkpoint_every must be a multiple of coupling_every={coupling_every} "
                              f"(a resumed run must start at a fresh plan)")
@@ -302,15 +300,13 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
             if coupling_every == 1:
                 return couple(s0(n, gen), s1(n, gen), coupling, sigma=sigma, seed=gen,
                               **(sk if coupling == "sinkhorn" else {}))
-            if step % coupling_every == 0 or "i" not in plan:
-                from ..schrodinger import sinkhorn
-
-                res = sinkhorn(s0(n, gen), s1(n, gen), 2 * sigma ** 2, **sk)
-                # the pairs of all k steps at once: k·n independent draws from the plan
-                i, j = res.sample_indices(n * coupling_every, seed=gen)
-                plan.update(x0=res.x0, x1=res.x1, i=i.view(coupling_every, n), j=j.view(coupling_every, n))
+            if step % coupling_every == 0 or "x0" not in plan:
+                # the pairs of all k steps at once: k·n independent draws from one plan
+                x0, x1 = couple(s0(n, gen), s1(n, gen), coupling, sigma=sigma, seed=gen,
+                                pairs=n * coupling_every, **sk)
+                plan.update(x0=x0.view(coupling_every, n, -1), x1=x1.view(coupling_every, n, -1))
             k = step % coupling_every
-            return plan["x0"][plan["i"][k]], plan["x1"][plan["j"][k]]
+            return plan["x0"][k], plan["x1"][k]
     elif not callable(pair_fn):
         raise TypeError(f"pair_fn must be callable as pair_fn(n, gen), got {type(pair_fn).__name__}")
 
