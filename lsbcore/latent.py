@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 from scipy import stats
+from torch import nn
 
 from .bridges.follmer import EmpiricalFollmer
 from .bridges.heat import HeatFlowBridge, fit_heat_flow
@@ -37,14 +38,19 @@ METHODS = ("heat-follmer", "heat-gaussian", "heat-learned", "follmer", "imf", "r
 
 def sample_codes(method: str, points, n: int, *, sigma: float = 1.0, t_gap: float = 0.01, steps: int = 100,
                  seed: Seed = 0, keep_traj: bool = False, train_steps: int = 1500,
-                 progress: bool = False) -> SampleResult:
+                 net: Optional[nn.Module] = None, progress: bool = False) -> SampleResult:
     """Draw ``n`` codes from a bridge to the empirical code distribution p̂ = ``points`` (Notebook 03 §3–4).
 
     ``method``:
 
     * ``"heat-follmer"`` / ``"heat-gaussian"``: the reverse heat flow p̂ ∗ N(0, σ²I) → p̂ (exact
       drift), started by a first Föllmer stage or by the Gaussian approximation *(reconstructed)*;
-    * ``"heat-learned"``: the same with a drift network fitted in ``train_steps`` steps;
+    * ``"heat-learned"``: the reverse heat flow with a *learned* drift — the regression the latent-SB
+      paper analyses — fitted by :func:`lsbcore.bridges.heat.fit_heat_flow` in ``train_steps`` steps
+      (or ``net``, a drift network fitted already, e.g. :func:`lsbcore.shipped.shipped_heat_drift`),
+      started from the Gaussian approximation like ``"heat-gaussian"``: the codes enter only
+      through the training loss and the start's mean and covariance, so "heat-gaussian" vs
+      "heat-learned" compares the exact and the learned drift and nothing else (Notebook 03 §4b);
     * ``"follmer"``: the Schrödinger–Föllmer bridge δ0 → p̂ (exact empirical drift);
     * ``"imf"``: the SB from N(0, I) to p̂ by bridge matching with minibatch-Sinkhorn couplings
       followed by one IMF refinement (learned, ``train_steps`` steps per fit);
@@ -57,8 +63,18 @@ def sample_codes(method: str, points, n: int, *, sigma: float = 1.0, t_gap: floa
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     points = check_points(points, "points")
+    if net is not None:
+        if method != "heat-learned":
+            raise ValueError(f"net is the drift network of method 'heat-learned'; method {method!r} takes no net")
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"net must be a torch.nn.Module net(z, t) → drift, got {type(net).__name__}")
+        if getattr(net, "dim", points.shape[1]) != points.shape[1]:
+            raise ValueError(f"net is a drift in dimension {net.dim} but the points have dimension {points.shape[1]}")
     n, steps = check_int(n, "n"), check_int(steps, "steps")
     sigma = check_scale(sigma, "sigma")
+    fitted_sigma = getattr(net, "config", {}).get("sigma", sigma)
+    if fitted_sigma != sigma:
+        raise ValueError(f"net was fitted with sigma={fitted_sigma}, not sigma={sigma}: its drift is another bridge's")
     t_gap = check_positive(t_gap, "t_gap")
     if t_gap >= 1:
         raise ValueError(f"t_gap must be in (0, 1), got {t_gap}")
@@ -72,9 +88,12 @@ def sample_codes(method: str, points, n: int, *, sigma: float = 1.0, t_gap: floa
     if method == "random":
         x = noise(n, gen)
         return SampleResult(x=x, traj=x[None] if keep_traj else None, times=torch.zeros(1), nfe=0)
-    if method.startswith("heat"):
-        bridge = (fit_heat_flow(points, sigma, t_gap=t_gap, steps=train_steps, seed=base, progress=progress)
-                  if method == "heat-learned" else HeatFlowBridge(points, sigma))
+    if method == "heat-learned":
+        bridge = (HeatFlowBridge(points, sigma, net=net) if net is not None else
+                  fit_heat_flow(points, sigma, t_gap=t_gap, steps=train_steps, seed=base, progress=progress))
+        x0 = bridge.start(n, how="gaussian", seed=gen)
+    elif method.startswith("heat"):
+        bridge = HeatFlowBridge(points, sigma)
         x0 = bridge.start(n, how="gaussian" if method == "heat-gaussian" else "follmer", seed=gen)
     elif method == "follmer":
         bridge = EmpiricalFollmer(points, sigma)
@@ -91,7 +110,7 @@ def sample_codes(method: str, points, n: int, *, sigma: float = 1.0, t_gap: floa
 def generate_digits(autoencoder, method: str = "heat-follmer", n: int = 397, *, n_fit: Optional[int] = None,
                     sigma: float = 1.0, t_gap: float = 0.01, steps: int = 100, seed: int = 0,
                     train_steps: int = 1500, classifier: Optional[DigitsClassifier] = None,
-                    keep_traj: bool = False, progress: bool = False) -> dict:
+                    net: Optional[nn.Module] = None, keep_traj: bool = False, progress: bool = False) -> dict:
     """Encode the target digits, run a latent bridge, decode, and (with ``classifier``) evaluate.
 
     The whole of Notebook 03 in one call: p̂ = codes of the first ``n_fit`` target digits (all 700
@@ -100,7 +119,8 @@ def generate_digits(autoencoder, method: str = "heat-follmer", n: int = 397, *, 
     plus ``latent_w2``, the W2 between the generated codes and the codes of the test digits.
     ``autoencoder`` may be :class:`lsbcore.autoencoder.PixelSpace` for the pixel-space baseline. Returns a dict with
     ``codes``, ``images``, ``traj`` (if ``keep_traj``), ``points`` (p̂), ``fit_images`` (the digits
-    behind p̂), ``seconds`` and the metrics.
+    behind p̂), ``seconds`` and the metrics. ``net``: a fitted drift network for ``"heat-learned"``
+    (see :func:`sample_codes`), e.g. ``lsbcore.shipped.shipped_heat_drift(d)`` fitted to all 700 codes.
     """
     dev = next(iter(autoencoder.buffers())).device
     x, _ = load_digits("target", device=dev)
@@ -113,7 +133,7 @@ def generate_digits(autoencoder, method: str = "heat-follmer", n: int = 397, *, 
     with torch.no_grad():
         points = autoencoder.encode(x)
     res = sample_codes(method, points, n, sigma=sigma, t_gap=t_gap, steps=steps, seed=seed, keep_traj=keep_traj,
-                       train_steps=train_steps, progress=progress)
+                       train_steps=train_steps, net=net, progress=progress)
     with torch.no_grad():
         images = autoencoder.decode(res.x)
     out = dict(method=method, kind=getattr(autoencoder, "kind", "?"), latent_dim=points.shape[1], n_fit=x.shape[0],

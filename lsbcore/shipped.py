@@ -7,7 +7,8 @@ sha256 is recorded in ``data/MANIFEST.json``. Loading goes through the package's
 :class:`~lsbcore.utils.ChecksumError` before it is parsed, and ``torch.load(..., weights_only=True)``
 never runs code from the file. ``python -m lsbcore rebuild-data`` (:func:`rebuild_data`) retrains
 every file from fixed seeds on one CPU thread, which reproduces the same bytes on the same torch
-version and CPU. data/README.md lists the files; Notebook 03 §2 uses them.
+version and CPU. data/README.md lists the files; Notebook 03 §2 uses them (and §4b the learned
+latent drifts ``heat_d*.pt``).
 """
 from __future__ import annotations
 
@@ -16,17 +17,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
 from .autoencoder import Autoencoder, fit_autoencoder, fit_classifier
-from .nets import DigitsClassifier
+from .nets import DigitsClassifier, TimeMLP
 from .checkpoint import load_checkpoint, save_checkpoint, sha256_file
 from .utils import ChecksumError, check_int
 
 __all__ = ["DATA_DIR", "MANIFEST_NAME", "SHIPPED", "sha256_file", "write_manifest", "verify_file",
            "checkpoint_name", "load_shipped", "shipped_autoencoder", "shipped_classifier", "rebuild_data",
-           "load_bench_table"]
+           "load_bench_table", "SHIPPED_HEAT", "HEAT_RECIPE", "heat_drift_name", "fit_shipped_heat_drift",
+           "shipped_heat_drift"]
 
 MANIFEST_NAME = "MANIFEST.json"
 
@@ -54,6 +57,19 @@ def checkpoint_name(latent_dim: int, *, kind: str = "ae", shift: float = 1.0) ->
 SHIPPED = {checkpoint_name(d): dict(latent_dim=d) for d in (2, 4, 8, 16)}
 SHIPPED.update({checkpoint_name(8, shift=s): dict(latent_dim=8, shift=s) for s in (0.0, 2.0)})
 SHIPPED.update({checkpoint_name(d, kind="vae"): dict(latent_dim=d, kind="vae") for d in (2, 8)})
+
+
+def heat_drift_name(latent_dim: int) -> str:
+    """File name of a shipped learned latent drift, e.g. ``heat_d8.pt`` (Notebook 03 §4b)."""
+    return f"heat_d{latent_dim}.pt"
+
+
+#: every shipped learned reverse-heat-flow drift: name → the d* of the autoencoder whose codes it fits
+SHIPPED_HEAT = {heat_drift_name(d): d for d in (2, 4, 8, 16)}
+#: how they are trained (``fit_heat_flow`` on the codes of all 700 target digits; the loss still falls
+#: slowly at 6000 steps, ≈ 2 % per 1000 steps (22.4 at d* = 8), far above the 8.4 of the memorising exact drift)
+HEAT_RECIPE = dict(sigma=1.0, t_gap=0.01, steps=6000, width=128, depth=3, n_freq=8, batch_size=256, lr=2e-3,
+                   seed=0)
 
 
 # ------------------------------------------------------------------------------------ manifest
@@ -128,6 +144,8 @@ def load_shipped(name_or_path, *, data_dir=DATA_DIR, device=None) -> nn.Module:
         model = Autoencoder(cfg["latent_dim"], kind=cfg["kind"], hidden=cfg["hidden"])
     elif ckpt["what"] == "classifier":
         model = DigitsClassifier()
+    elif ckpt["what"] == "heat-flow drift":
+        model = TimeMLP(cfg["latent_dim"], width=cfg["width"], depth=cfg["depth"], n_freq=cfg["n_freq"])
     else:
         raise ChecksumError(f"{path} holds an unknown kind of checkpoint {ckpt['what']!r}")
     model.load_state_dict(ckpt["state"])
@@ -151,6 +169,44 @@ def shipped_classifier(*, data_dir=DATA_DIR, device=None) -> DigitsClassifier:
     return load_shipped("classifier.pt", data_dir=data_dir, device=device)
 
 
+def shipped_heat_drift(latent_dim: int = 8, *, data_dir=DATA_DIR, device=None) -> TimeMLP:
+    """The shipped learned reverse-heat-flow drift ``net(z, t)`` for the codes of the shipped d*
+    autoencoder (Notebook 03 §4b): :func:`fit_shipped_heat_drift` with :data:`HEAT_RECIPE`, verified
+    against the manifest. Use it as ``sample_codes("heat-learned", codes, n, net=net)`` or
+    ``HeatFlowBridge(codes, 1.0, net=net)``; ``net.config`` holds the recipe."""
+    name = heat_drift_name(check_int(latent_dim, "latent_dim"))
+    if name not in SHIPPED_HEAT:
+        raise ValueError(f"no shipped heat-flow drift for latent_dim={latent_dim!r}; shipped: {sorted(SHIPPED_HEAT)}")
+    return load_shipped(name, data_dir=data_dir, device=device)
+
+
+def fit_shipped_heat_drift(latent_dim: int, *, autoencoder=None, steps: Optional[int] = None,
+                           progress: bool = True) -> TimeMLP:
+    """Fit the learned latent drift that ``heat_d{latent_dim}.pt`` ships (Notebook 03 §4b).
+
+    The regression :func:`lsbcore.bridges.heat.fit_heat_flow` on the codes E(x) of all 700 ``target``
+    digits, with :data:`HEAT_RECIPE` (``steps`` overrides its length). ``autoencoder`` defaults to the
+    shipped one for ``latent_dim``. Returns the EMA network, its ``config`` ready for saving.
+    """
+    from .bridges.heat import fit_heat_flow
+    from .digits import load_digits
+
+    latent_dim = check_int(latent_dim, "latent_dim")
+    ae = autoencoder if autoencoder is not None else shipped_autoencoder(latent_dim)
+    x, _ = load_digits("target")
+    with torch.no_grad():
+        codes = ae.encode(x)
+    if codes.shape[1] != latent_dim:
+        raise ValueError(f"the autoencoder has latent dimension {codes.shape[1]}, not latent_dim={latent_dim}")
+    r = dict(HEAT_RECIPE, steps=HEAT_RECIPE["steps"] if steps is None else check_int(steps, "steps"))
+    net = TimeMLP(latent_dim, width=r["width"], depth=r["depth"], n_freq=r["n_freq"], seed=r["seed"])
+    bridge = fit_heat_flow(codes, r["sigma"], t_gap=r["t_gap"], steps=r["steps"], batch_size=r["batch_size"],
+                           net=net, lr=r["lr"], seed=r["seed"], progress=progress)
+    out = bridge.net
+    out.config = dict(r, latent_dim=latent_dim, final_loss=float(np.mean(bridge.history[-500:])))
+    return out
+
+
 # ------------------------------------------------------------------------------------ rebuild
 def _save(model: nn.Module, path: Path, *, what: str) -> Path:
     """Write ``{"what", "config", "state"}`` in the shipped format (no digest inside: the manifest has it)."""
@@ -168,11 +224,12 @@ def rebuild_data(data_dir=DATA_DIR, *, steps: Optional[int] = None, names: Optio
     data_dir = Path(data_dir)
     from .bridges.vsdm_shapes import SHIPPED_VSDM, rebuild as rebuild_vsdm
 
-    known = [*SHIPPED, "classifier.pt", *SHIPPED_VSDM]
+    known = [*SHIPPED, "classifier.pt", *SHIPPED_VSDM, *SHIPPED_HEAT]
     todo = list(names) if names is not None else known
     for name in todo:
         if name not in known:
             raise ValueError(f"unknown shipped file {name!r}; known: {known}")
+    todo = [name for name in known if name in set(todo)]   # autoencoders before the drifts fitted to their codes
     extra = {} if steps is None else {"steps": check_int(steps, "steps")}
     data_dir.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
@@ -183,9 +240,16 @@ def rebuild_data(data_dir=DATA_DIR, *, steps: Optional[int] = None, names: Optio
                 rebuild_vsdm(name, data_dir, progress=progress, **extra)
             elif name == "classifier.pt":
                 _save(fit_classifier(progress=progress, **extra), data_dir / name, what="classifier")
+            elif name in SHIPPED_HEAT:    # after the autoencoders: the codes of data_dir's own, if it has one
+                d = SHIPPED_HEAT[name]
+                here = data_dir / checkpoint_name(d)
+                ae = shipped_autoencoder(d, data_dir=data_dir if here.is_file() else DATA_DIR)
+                _save(fit_shipped_heat_drift(d, autoencoder=ae, progress=progress, **extra), data_dir / name,
+                      what="heat-flow drift")
             else:
                 _save(fit_autoencoder(progress=progress, **SHIPPED[name], **extra), data_dir / name,
                       what="autoencoder")
+            write_manifest(data_dir)      # so that a file rebuilt earlier in this loop loads verified
     finally:
         torch.set_num_threads(threads)
     return write_manifest(data_dir)

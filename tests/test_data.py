@@ -12,7 +12,7 @@ from lsbcore.bridges.vsdm_shapes import SHIPPED_VSDM
 from lsbcore.train import load_checkpoint
 from lsbcore.utils import ChecksumError
 
-SHIPPED_FILES = sorted([*S.SHIPPED, "classifier.pt", *SHIPPED_VSDM])
+SHIPPED_FILES = sorted([*S.SHIPPED, "classifier.pt", *SHIPPED_VSDM, *S.SHIPPED_HEAT])
 
 
 def test_manifest_lists_every_shipped_file_with_matching_sums():

@@ -104,7 +104,8 @@ class HeatFlowBridge(Bridge):
     """Reverse heat flow from μ0 = p̂ ∗ N(0, σ²I) to p̂ (Notebook 03 §3, *reconstructed*).
 
     ``drift`` is the exact empirical drift :func:`heat_flow_drift`, or a network ``net(z, t)``
-    fitted by :func:`fit_heat_flow`. Read forward in time the heat flow is pure Brownian motion,
+    fitted by :func:`fit_heat_flow` (shipped for Notebook 03's codes: :func:`lsbcore.shipped.shipped_heat_drift`).
+    Read forward in time the heat flow is pure Brownian motion,
     so ``backward_drift`` is 0, the score of ρ_t = p̂ ∗ N(0, σ²(1−t)I) is drift/σ² and the
     probability-flow velocity is ½ drift (both from the face's defaults). The data are at t = 1.
     ``start(n, how=...)`` draws the initial codes:
@@ -123,6 +124,8 @@ class HeatFlowBridge(Bridge):
         self.points = check_points(points, "points")
         self.sigma = check_scale(sigma, "sigma")
         self.t_gap = check_positive(t_gap, "t_gap")
+        if net is not None and not isinstance(net, nn.Module):
+            raise TypeError(f"net must be a torch.nn.Module net(z, t) → drift, got {type(net).__name__}")
         self.net = net
         self.dim = self.points.shape[1]
 
@@ -168,8 +171,11 @@ def fit_heat_flow(points, sigma: float = 1.0, *, t_gap: float = 0.01, steps: int
 
     Minimises ``E ‖b(z1 + σ√(1−t) ε, t) + σ ε/√(1−t)‖²`` over t ~ U[0, 1 − t_gap], z1 ~ p̂, ε ~ N(0, I)
     with the shared ``matching_loss`` and training loop ``lsbcore.train.fit``; the target
-    −σε/√(1−t) equals (z1 − z_t)/(1 − t), so the minimiser is :func:`heat_flow_drift`. ``net``
-    defaults to a TimeMLP. docs/theory.md §4.
+    −σε/√(1−t) equals (z1 − z_t)/(1 − t), so the minimiser over *all* functions is
+    :func:`heat_flow_drift`, which memorises p̂; a network trained for finitely many steps is smoother
+    than it (Notebook 03 §4b measures how much it copies). ``net`` defaults to a TimeMLP of width 128 and
+    depth 3 (seeded by ``seed``). The returned bridge keeps the loss of every step in ``.history``.
+    docs/theory.md §4.
     """
     points = check_points(points, "points")
     sigma, t_gap = check_scale(sigma, "sigma"), check_positive(t_gap, "t_gap")
