@@ -119,7 +119,7 @@ def test_the_package_re_exports_every_explorer():
     import importlib
 
     names = [n for n in W.__all__ if n.endswith("_explorer")]
-    assert len(names) == 13 and set(names) <= set(dir(W))
+    assert len(names) == 16 and set(names) <= set(dir(W))
     for name in names:
         fn = getattr(W, name)
         assert callable(fn) and fn.__module__.startswith("lsbcore.widgets.nb")

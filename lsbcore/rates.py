@@ -1,0 +1,596 @@
+"""Why latent, measured where the truth is known: learned bridges in latent vs ambient space (Notebook 04).
+
+The pipeline of one run, on data from :class:`lsbcore.manifold.ManifoldData` (x = Q[z, h(z)] ∈ R^D):
+
+    M shifted pre-training points ─► autoencoder (E, D), latent dimension d*        (once per family)
+    n target points ─► E ─► codes ─► learned Schrödinger–Föllmer drift ─► sampler ─► D ─► points in R^D
+    n target points ─► standardise ──► learned Schrödinger–Föllmer drift ─► sampler ─► points in R^D
+                                                                  read back: W2 in the intrinsic coordinates,
+                                                                  distance off the manifold, memorisation
+
+Both spaces use the *same* estimator with the *same* budget (:class:`Budget`: network width and
+depth, Adam steps, batch, learning rate, sampler steps): the Schrödinger–Föllmer bridge δ0 → p̂_n
+whose drift is learned by least squares from the n samples (:func:`lsbcore.bridges.follmer.fit_follmer`,
+endpoint parametrisation). It starts from a point, so no start law has to be approximated, and its
+sampler never sees the training points: whatever it copies, the network learned.
+Both spaces are standardised the same way as in Notebook 03 (mean per coordinate, one global scale
+making the average coordinate variance 1), so σ means the same in both.
+
+:func:`rate_sweep` runs the grid (space × D × d* × n × seed) and returns one row per run;
+:func:`noise_floors` gives each metric's own floor; :func:`lipschitz` estimates the decoder's
+Lipschitz constant (it multiplies every latent error in the bound); ``bench/latent_rates.py`` runs the
+full sweep and ships its table to ``data/latent_rates.csv``. docs/theory.md §4.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .bridges.follmer import fit_follmer, origin
+from .manifold import ManifoldData
+from .metrics import memorisation_ratio, sliced_w2, w2
+from .nets import DigitsMLP, TimeMLP
+from .sde import sample
+from .train import fit
+from .utils import check_int, check_points, check_positive, generator
+
+__all__ = ["Budget", "ManifoldAutoencoder", "AmbientSpace", "OracleSpace", "AMBIENT_SCALES", "fit_manifold_autoencoder", "learned_bridge",
+           "generate", "evaluate", "noise_floors", "lipschitz", "rate_sweep", "pretrain_sweep", "stop_sweep",
+           "SPACES"]
+
+SPACES = ("latent", "ambient", "oracle")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The training and sampling budget, the same in both spaces (Notebook 04 §2).
+
+    ``steps`` Adam steps of batch ``batch_size`` at learning rate ``lr`` (cosine decay), a TimeMLP of
+    ``width`` × ``depth``, the bridge's σ, t ~ U[0, 1 − t_gap] in training, and ``sample_steps``
+    Euler–Maruyama steps on [0, 1 − t_gap] (early stopping δ = t_gap). Pre-training: ``ae_steps``
+    steps on M shifted points (``pretrain_size``) with ``shift``.
+    """
+
+    steps: int = 1500
+    batch_size: int = 256
+    lr: float = 2e-3
+    width: int = 128
+    depth: int = 3
+    sigma: float = 1.0
+    t_gap: float = 0.01
+    sample_steps: int = 100
+    ae_steps: int = 2000
+    pretrain_size: int = 20_000
+    shift: float = 0.3
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "width", "depth", "sample_steps", "ae_steps", "pretrain_size"):
+            check_int(getattr(self, name), name)
+        check_positive(self.lr, "lr")
+        check_positive(self.sigma, "sigma")
+        check_positive(self.shift, "shift", allow_zero=True)
+        if not 0 < self.t_gap < 1:
+            raise ValueError(f"t_gap must be in (0, 1), got {self.t_gap}")
+
+
+# ------------------------------------------------------------------------------------------ spaces
+class _Standardised(nn.Module):
+    """Shared by the spaces: x ↦ (x − m)/s with m per coordinate and one global scale s (float32)."""
+
+    def _set_scale(self, x: torch.Tensor, total_variance: Optional[float] = None) -> None:
+        var = x.var(0)
+        target = x.shape[1] if total_variance is None else total_variance
+        self.register_buffer("x_mean", x.mean(0))
+        self.register_buffer("x_scale", (var.sum() / target).sqrt().clamp_min(1e-12).reshape(1))
+
+
+#: how the ambient coordinates are scaled (:class:`AmbientSpace`)
+AMBIENT_SCALES = ("manifold", "coordinate")
+
+
+class AmbientSpace(_Standardised):
+    """The ambient "autoencoder": the identity on R^D after centring and one global rescaling.
+
+    ``encode(x) = (x − m)/s``, ``decode`` its inverse, with m (per coordinate) and s from the ``x``
+    it is built with. Two conventions for s (``scale``):
+
+    * ``"manifold"`` (Notebook 04's headline): the total variance becomes ``total_variance`` (give
+      d*, the total variance of the standardised latent codes). The data then have the *same size*
+      in every D and in latent space, so σ means the same along the manifold everywhere; what a
+      larger D adds is only D − d* more directions that the noise fills and the drift must empty.
+    * ``"coordinate"`` (the pixel convention of Notebook 03's ``PixelSpace``): the *average
+      coordinate* variance becomes 1, so the total variance is D: a larger D also makes the data
+      larger relative to σ (the bridge gets relatively less noisy as D grows).
+    """
+
+    kind = "ambient"
+
+    def __init__(self, x, *, scale: str = "manifold", total_variance: Optional[float] = None):
+        super().__init__()
+        x = check_points(x, "x").float()
+        if scale not in AMBIENT_SCALES:
+            raise ValueError(f"scale must be one of {AMBIENT_SCALES}, got {scale!r}")
+        if scale == "manifold":
+            if total_variance is None:
+                raise ValueError("scale='manifold' needs total_variance (the latent codes' total variance, d*)")
+            total_variance = check_positive(total_variance, "total_variance")
+        elif total_variance is not None:
+            raise ValueError("total_variance is only for scale='manifold'")
+        self.latent_dim = x.shape[1]
+        self.scale = scale
+        self._set_scale(x, total_variance)
+
+    def encode(self, x):
+        return (check_points(x, "x", dim=self.latent_dim).to(self.x_mean) - self.x_mean) / self.x_scale
+
+    def decode(self, z):
+        return self.x_mean + self.x_scale * check_points(z, "z", dim=self.latent_dim).to(self.x_mean)
+
+
+class OracleSpace(_Standardised):
+    """The bridge in the *true* intrinsic coordinates: a perfect autoencoder, for reference (Notebook 04 §3).
+
+    ``encode`` reads back u = (Qᵀx)[:d*] (:meth:`ManifoldData.intrinsic`) and standardises it per
+    coordinate like the latent codes; ``decode`` embeds exactly onto the manifold. The latent
+    error minus the oracle's is what the learned autoencoder costs.
+    """
+
+    kind = "oracle"
+
+    def __init__(self, data: ManifoldData, x):
+        super().__init__()
+        self.data = data
+        u = data.intrinsic(check_points(x, "x", dim=data.ambient_dim)).float()
+        self.latent_dim = data.intrinsic_dim
+        self.register_buffer("x_mean", u.mean(0))
+        self.register_buffer("x_scale", u.std(0).clamp_min(1e-12))
+
+    def encode(self, x):
+        return (self.data.intrinsic(x).float() - self.x_mean) / self.x_scale
+
+    def decode(self, z):
+        z = check_points(z, "z", dim=self.latent_dim).to(self.x_mean)
+        return self.data.embed((self.x_mean + self.x_scale * z).double()).float()
+
+
+class ManifoldAutoencoder(_Standardised):
+    """An MLP autoencoder R^D → R^{d*} → R^D with standardised inputs and codes (Notebook 04 §2).
+
+    The network's input is centred and scaled to an average coordinate variance of 1 (by the
+    pre-training data), the code is standardised like :class:`lsbcore.autoencoder.Autoencoder`'s
+    (mean 0, unit variance per coordinate on the pre-training data): total code variance d*, the
+    size :class:`AmbientSpace` gives the ambient data by default.
+    """
+
+    kind = "latent"
+
+    def __init__(self, ambient_dim: int, latent_dim: int, *, hidden: int = 128, seed: int = 0):
+        super().__init__()
+        self.ambient_dim, self.latent_dim = check_int(ambient_dim, "ambient_dim"), check_int(latent_dim, "latent_dim")
+        self.encoder = DigitsMLP(self.ambient_dim, self.latent_dim, hidden, seed=seed)
+        self.decoder = DigitsMLP(self.latent_dim, self.ambient_dim, hidden, seed=seed + 1)
+        self.register_buffer("x_mean", torch.zeros(self.ambient_dim))
+        self.register_buffer("x_scale", torch.ones(1))
+        self.register_buffer("latent_mean", torch.zeros(self.latent_dim))
+        self.register_buffer("latent_scale", torch.ones(self.latent_dim))
+
+    def encode(self, x):
+        x = check_points(x, "x", dim=self.ambient_dim).to(self.x_mean)
+        return (self.encoder((x - self.x_mean) / self.x_scale) - self.latent_mean) / self.latent_scale
+
+    def decode(self, z):
+        return self.unchecked_decode(check_points(z, "z", dim=self.latent_dim).to(self.x_mean))
+
+    def unchecked_decode(self, z):
+        """``decode`` without the argument checks (a pure tensor function: torch.func can transform it)."""
+        return self.x_mean + self.x_scale * self.decoder(self.latent_mean + self.latent_scale * z)
+
+
+def fit_manifold_autoencoder(data: ManifoldData, budget: Budget = Budget(), *, seed: int = 0,
+                             progress: bool = False) -> ManifoldAutoencoder:
+    """Pre-train a :class:`ManifoldAutoencoder` with latent dimension d* on M points of the shifted law.
+
+    M = ``budget.pretrain_size`` points of p̃ (``data.sample(M, shift=budget.shift)``), mean squared
+    reconstruction error, ``budget.ae_steps`` Adam steps of batch 256 in the shared loop
+    :func:`lsbcore.train.fit` (EMA weights kept). The pre-training data are a fixed finite sample: the
+    paper's M. Same arguments → same weights (CPU).
+    """
+    if not isinstance(data, ManifoldData):
+        raise TypeError(f"data must be a ManifoldData, got {type(data).__name__}")
+    x = data.sample(budget.pretrain_size, seed=generator(seed + 7919), shift=budget.shift)
+    model = ManifoldAutoencoder(data.ambient_dim, data.intrinsic_dim, seed=seed)
+    model._set_scale(x)
+    xs = (x - model.x_mean) / model.x_scale
+
+    def loss_fn(m, step, gen):
+        xb = xs[torch.randint(0, xs.shape[0], (256,), generator=gen)]
+        return ((m.decoder(m.encoder(xb)) - xb) ** 2).mean()
+
+    hist = fit(model, loss_fn, budget.ae_steps, lr=2e-3, seed=seed, ema=0.995, schedule="cosine",
+               progress=progress, desc=f"autoencoder D={data.ambient_dim} d*={data.intrinsic_dim}")
+    model.load_state_dict(hist.ema.state_dict())
+    model.eval()
+    with torch.no_grad():
+        codes = model.encoder(xs)
+        model.latent_mean.copy_(codes.mean(0))
+        model.latent_scale.copy_(codes.std(0).clamp_min(1e-6))
+    model.history = hist.losses
+    return model
+
+
+# ------------------------------------------------------------------------------------ one bridge
+def learned_bridge(codes, budget: Budget = Budget(), *, seed: int = 0, progress: bool = False):
+    """The Schrödinger–Föllmer bridge δ0 → p̂_n with its drift learned from ``codes`` (n, k) by least squares.
+
+    :func:`lsbcore.bridges.follmer.fit_follmer` with a TimeMLP of the budget's width and depth, the
+    endpoint parametrisation (the network predicts X1, the drift is (X̂1 − x)/(1 − t): the same
+    minimiser, a better-conditioned regression) and a cosine learning-rate schedule.
+    """
+    codes = check_points(codes, "codes").float()
+    net = TimeMLP(codes.shape[1], width=budget.width, depth=budget.depth, seed=seed)
+    return fit_follmer(codes, budget.sigma, steps=budget.steps, batch_size=budget.batch_size, net=net, lr=budget.lr,
+                       t_gap=budget.t_gap, seed=seed, progress=progress, parametrization="endpoint",
+                       schedule="cosine", log_every=500)
+
+
+def generate(space, bridge, n: int, budget: Budget = Budget(), *, t_gap: Optional[float] = None, seed: int = 0):
+    """``n`` points in R^D: run ``bridge`` from the origin to 1 − t_gap, then ``space.decode``."""
+    n = check_int(n, "n")
+    t_gap = budget.t_gap if t_gap is None else check_positive(t_gap, "t_gap")
+    x0 = origin(n, space.latent_dim, dtype=torch.float32)
+    codes = sample(bridge, x0, steps=budget.sample_steps, t1=1.0 - t_gap, seed=seed).x
+    with torch.no_grad():
+        return space.decode(codes)
+
+
+def evaluate(data: ManifoldData, x, train, *, reference_size: int = 10_000, exact_size: int = 2000,
+             seed: int = 0) -> dict:
+    """The errors of Notebook 04 for generated points ``x`` (m, D) of a bridge fitted to ``train``.
+
+    - ``sw2``: sliced W2 (256 directions) between the intrinsic coordinates of ``x`` and
+      ``reference_size`` fresh draws of the true intrinsic law: the headline error (its noise floor
+      with 10,000 points is ≈ 0.02, well below the errors; :func:`noise_floors`);
+    - ``w2``: exact W2 (POT) on the first ``exact_size`` points against as many fresh draws
+      (sharper in every direction, but its floor at 2,000 points is ≈ 0.2 for d* = 2);
+    - ``off``: the mean distance of ``x`` to the manifold (:meth:`ManifoldData.off_manifold`);
+    - ``memo``: the memorisation ratio in intrinsic coordinates of the first ``exact_size`` points,
+      against fresh population points (≈ 1: as far from the training points as new data; → 0: copies).
+    """
+    x = check_points(x, "x", dim=data.ambient_dim)
+    train = check_points(train, "train", dim=data.ambient_dim)
+    u = data.intrinsic(x)
+    gen = generator(seed + 104729)
+    z_ref = data.sample_intrinsic(reference_size, seed=gen)
+    fresh = data.intrinsic(data.sample(1000, seed=gen, dtype=torch.float64))
+    m = min(exact_size, u.shape[0], z_ref.shape[0])
+    return dict(sw2=sliced_w2(u, z_ref, seed=seed), w2=w2(u[:m], z_ref[:m]), off=float(data.off_manifold(x).mean()),
+                memo=memorisation_ratio(u[:m], data.intrinsic(train), fresh))
+
+
+def noise_floors(data: ManifoldData, *, size: int = 10_000, train_size: int = 4096,
+                 seeds: Sequence[int] = (0, 1, 2)) -> dict:
+    """Each metric of :func:`evaluate` on *exact* samples of the population: what a perfect generator scores.
+
+    ``size`` population points scored against a ``train_size`` training set, the same way as the
+    generated points (so ``sw2`` and ``w2`` are the metrics' sampling noise, ``off`` is 0 without
+    noise, ``memo`` ≈ 1). Means over ``seeds``.
+    """
+    rows = [evaluate(data, data.sample(size, seed=generator(10_000 + s)),
+                     data.sample(train_size, seed=generator(20_000 + s)), reference_size=size, seed=s)
+            for s in seeds]
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def lipschitz(decoder, codes, *, pairs: int = 2000, seed: int = 0) -> dict:
+    """Estimates of the decoder's Lipschitz constant near the codes (it multiplies every latent error).
+
+    ``jacobian``: the largest spectral norm of the Jacobian of ``decoder`` at the given ``codes``
+    (a lower bound of the global constant, exact for a linear map), and its 95th percentile;
+    ``secant``: the largest ratio ‖D(a) − D(b)‖/‖a − b‖ over ``pairs`` random pairs of codes.
+    ``decoder``: a :class:`ManifoldAutoencoder` or a function of codes (vmap-able: no data-dependent checks).
+    """
+    codes = check_points(codes, "codes").float()
+    f = getattr(decoder, "unchecked_decode", None) or getattr(decoder, "decode", decoder)
+    jac = torch.func.vmap(torch.func.jacrev(lambda z: f(z[None])[0]))(codes)      # (n, D, d*)
+    norms = torch.linalg.matrix_norm(jac.detach().double(), ord=2)
+    gen = generator(seed)
+    i = torch.randint(0, codes.shape[0], (pairs,), generator=gen)
+    j = torch.randint(0, codes.shape[0], (pairs,), generator=gen)
+    keep = i != j
+    with torch.no_grad():
+        num = (f(codes[i[keep]]) - f(codes[j[keep]])).double().norm(dim=1)
+    den = (codes[i[keep]] - codes[j[keep]]).double().norm(dim=1).clamp_min(1e-12)
+    return dict(jacobian=float(norms.max()), jacobian_p95=float(norms.quantile(0.95)), secant=float((num / den).max()))
+
+
+# -------------------------------------------------------------------------------------- the sweeps
+def _space(name: str, data: ManifoldData, train, ae, ambient_scale: str):
+    """The space a run's bridge works in (see :func:`rate_sweep`)."""
+    if name == "latent":
+        return ae
+    if name == "oracle":
+        return OracleSpace(data, train)
+    return AmbientSpace(train, scale=ambient_scale,
+                        total_variance=data.intrinsic_dim if ambient_scale == "manifold" else None)
+
+
+def _family_runs(D: int, d: int, seed: int, ns: Sequence[int], budget: Budget, spaces: Sequence[str], n_gen: int,
+                 family_seed: int, ambient_scale: str = "manifold") -> list:
+    """All runs of one (D, d*, seed): one autoencoder, then every n and space (see :func:`rate_sweep`)."""
+    data = ManifoldData(D, d, seed=family_seed)
+    target = data.sample(max(ns), seed=generator(1_000_003 * (seed + 1)))
+    ae, extra = None, {}
+    if "latent" in spaces:
+        ae = fit_manifold_autoencoder(data, budget, seed=seed)
+        pop = data.sample(2000, seed=generator(77 + seed))
+        with torch.no_grad():
+            codes = ae.encode(pop)
+            extra = dict(recon=float((ae.decode(codes) - pop).norm(dim=1).mean()))
+        extra["lip"] = lipschitz(ae, codes[:500], seed=seed)["jacobian"]
+    rows = []
+    nan = float("nan")
+    for n in ns:
+        train = target[:n]
+        for space_name in spaces:
+            space = _space(space_name, data, train, ae, ambient_scale)
+            tic = time.perf_counter()
+            with torch.no_grad():
+                codes = space.encode(train)
+            bridge = learned_bridge(codes, budget, seed=seed)
+            secs = time.perf_counter() - tic
+            x = generate(space, bridge, n_gen, budget, seed=seed)
+            rows.append(dict(space=space_name, D=D, d=d, n=n, seed=seed, **evaluate(data, x, train, seed=seed),
+                             train_s=secs, recon=extra.get("recon", nan) if space_name == "latent" else nan,
+                             lip=extra.get("lip", nan) if space_name == "latent" else nan))
+    return rows
+
+
+def _run_task(args):
+    torch.set_num_threads(1)
+    return _family_runs(*args)
+
+
+def rate_sweep(ambient_dims: Sequence[int], intrinsic_dims: Sequence[int], ns: Sequence[int], seeds: Sequence[int],
+               budget: Budget = Budget(), *, spaces: Sequence[str] = SPACES, n_gen: int = 10_000, family_seed: int = 0,
+               ambient_scale: str = "manifold", jobs: int = 1, progress: bool = False, log=None) -> list:
+    """Error against n for learned bridges in latent and ambient space (Notebook 04 §2–3).
+
+    For every D in ``ambient_dims``, d* in ``intrinsic_dims`` (the family ``ManifoldData(D, d*,
+    seed=family_seed)``) and seed: one autoencoder pre-trained on M shifted points
+    (:func:`fit_manifold_autoencoder`); then for every n in ``ns`` the first n points of the seed's
+    target sample are the training set, a bridge is learned in each space with the same ``budget``
+    (:func:`learned_bridge`) and ``n_gen`` generated points are scored by :func:`evaluate`.
+    Spaces: ``"latent"`` (the autoencoder's codes), ``"ambient"`` (:class:`AmbientSpace` with
+    ``ambient_scale``) and ``"oracle"`` (:class:`OracleSpace`, the true intrinsic coordinates: it does
+    not depend on D, so it runs at the smallest D only).
+    Returns one dict per run: ``space, D, d, n, seed, sw2, w2, off, memo, train_s`` and, for latent
+    runs, ``recon`` (the autoencoder's mean reconstruction error on population points) and ``lip``
+    (:func:`lipschitz`'s Jacobian estimate). ``jobs`` > 1 runs the (D, d*, seed) groups in that many
+    processes (one thread each; the rows are the same as with ``jobs=1``). ``log`` (a callable taking a
+    string) receives one line per finished group.
+    """
+    ambient_dims = [check_int(D, "ambient_dims") for D in ambient_dims]
+    intrinsic_dims = [check_int(d, "intrinsic_dims") for d in intrinsic_dims]
+    ns = [check_int(n, "ns", minimum=2) for n in ns]
+    jobs = check_int(jobs, "jobs")
+    if not isinstance(budget, Budget):
+        raise TypeError(f"budget must be a Budget, got {type(budget).__name__}")
+    for sp in spaces:
+        if sp not in SPACES:
+            raise ValueError(f"spaces must be among {SPACES}, got {sp!r}")
+    if ambient_scale not in AMBIENT_SCALES:
+        raise ValueError(f"ambient_scale must be one of {AMBIENT_SCALES}, got {ambient_scale!r}")
+    for D in ambient_dims:
+        for d in intrinsic_dims:
+            if D < 2 * d:
+                raise ValueError(f"every D must be ≥ 2·d*: D={D}, d*={d}")
+    tasks = [(D, d, s, ns, budget, tuple(sp for sp in spaces if sp != "oracle" or D == min(ambient_dims)), n_gen,
+              family_seed, ambient_scale)
+             for D in ambient_dims for d in intrinsic_dims for s in seeds]
+    if jobs > 1:
+        import multiprocessing as mp
+
+        pool = mp.get_context("spawn").Pool(min(jobs, len(tasks)))
+        results = pool.imap(_run_task, tasks)
+    else:
+        pool, results = None, map(_run_task, tasks)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(tasks), desc="rate sweep (D, d*, seed)", leave=False)
+    rows = []
+    try:
+        for task, group in zip(tasks, results):
+            rows += group
+            if log is not None:
+                D, d, s = task[:3]
+                log(f"D={D:3d} d*={d} seed={s}: " + "  ".join(
+                    f"{r['space'][:3]} n={r['n']} SW2 {r['sw2']:.3f}" for r in group if r["n"] in (min(ns), max(ns))))
+            if bar is not None:
+                bar.update()
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+        if bar is not None:
+            bar.close()
+    return rows
+
+
+def pretrain_sweep(data: ManifoldData, sizes: Sequence[int], shifts: Sequence[float], *, n: int = 4096,
+                   budget: Budget = Budget(), seed: int = 0, n_gen: int = 10_000) -> list:
+    """The pre-training term: the latent pipeline's error against M and the shift (Notebook 04 §4).
+
+    For every pre-training size M in ``sizes`` and shift in ``shifts``: pre-train the autoencoder on
+    M shifted points, learn the latent bridge from n target points, and score it. Returns rows with
+    ``M, shift, recon, sw2, w2, off, memo, lip``.
+    """
+    rows = []
+    target = data.sample(check_int(n, "n"), seed=generator(1_000_003 * (seed + 1)))
+    pop = data.sample(2000, seed=generator(77 + seed))
+    for M in sizes:
+        for shift in shifts:
+            b = Budget(**{**asdict(budget), "pretrain_size": check_int(M, "sizes"), "shift": float(shift)})
+            ae = fit_manifold_autoencoder(data, b, seed=seed)
+            with torch.no_grad():
+                codes = ae.encode(target)
+                recon = float((ae.decode(ae.encode(pop)) - pop).norm(dim=1).mean())
+            x = generate(ae, learned_bridge(codes, b, seed=seed), n_gen, b, seed=seed)
+            rows.append(dict(M=M, shift=float(shift), recon=recon, **evaluate(data, x, target, seed=seed),
+                             lip=lipschitz(ae, codes[:500], seed=seed)["jacobian"]))
+    return rows
+
+
+def stop_sweep(data: ManifoldData, t_gaps: Sequence[float], *, n: int = 4096, budget: Budget = Budget(),
+               seed: int = 0, n_gen: int = 10_000, train_gap: Optional[float] = None) -> list:
+    """Early stopping: the error against δ for one latent and one ambient bridge (Notebook 04 §4).
+
+    Both bridges are trained once on t ~ U[0, 1 − ``train_gap``] (default: the smallest δ) and
+    sampled on [0, 1 − δ] for each δ in ``t_gaps`` with the budget's number of steps. A large δ
+    leaves the noise σ√(δ(1 − δ)) per coordinate (the σ√(δ d*) term of the bound, d* → D in ambient
+    space); a small δ asks the sampler to follow a drift that grows like 1/(1 − t).
+    Returns rows with ``space, t_gap, sw2, w2, off, memo``.
+    """
+    t_gaps = [check_positive(g, "t_gaps") for g in t_gaps]
+    gap = min(t_gaps) if train_gap is None else check_positive(train_gap, "train_gap")
+    b = Budget(**{**asdict(budget), "t_gap": gap})
+    target = data.sample(check_int(n, "n"), seed=generator(1_000_003 * (seed + 1)))
+    ae = fit_manifold_autoencoder(data, b, seed=seed)
+    rows = []
+    for space_name, space in (("latent", ae), ("ambient", AmbientSpace(target, total_variance=data.intrinsic_dim))):
+        with torch.no_grad():
+            codes = space.encode(target)
+        bridge = learned_bridge(codes, b, seed=seed)
+        for g in t_gaps:
+            x = generate(space, bridge, n_gen, b, t_gap=g, seed=seed)
+            rows.append(dict(space=space_name, t_gap=g, **evaluate(data, x, target, seed=seed)))
+    return rows
+
+
+def budget_dict(budget: Budget) -> dict:
+    """The budget as a plain dict (for the CSV header and the notebook's table)."""
+    return asdict(budget)
+
+
+# ------------------------------------------------------------------------------------- reading it
+def _curves(rows: Sequence[dict], space: str, D: int, d: int, metric: str):
+    """(ns, seeds, array (seeds, len(ns))) of one metric for one (space, D, d*), from sweep rows."""
+    sel = [r for r in rows if r["space"] == space and int(r["D"]) == D and int(r["d"]) == d]
+    ns = sorted({int(r["n"]) for r in sel})
+    seeds = sorted({int(r["seed"]) for r in sel})
+    table = {(int(r["n"]), int(r["seed"])): float(r[metric]) for r in sel}
+    missing = [(n, s) for n in ns for s in seeds if (n, s) not in table]
+    if missing:
+        raise ValueError(f"rows miss runs {missing[:3]} for space={space}, D={D}, d*={d}")
+    return ns, seeds, np.array([[table[n, s] for n in ns] for s in seeds])
+
+
+def summarise(rows: Sequence[dict], *, metric: str = "sw2", n_ref: int = 4096) -> list:
+    """One line per (space, D, d*): the log–log slope of ``metric`` against n with its 95 % interval over
+    seeds (:func:`lsbcore.latent.loglog_fit`), mean ± sd at ``n_ref``, and the mean memorisation ratio and
+    off-manifold distance at ``n_ref``."""
+    from .latent import loglog_fit
+
+    out = []
+    keys = sorted({(r["space"], int(r["D"]), int(r["d"])) for r in rows}, key=lambda k: (k[2], k[0], k[1]))
+    for space, D, d in keys:
+        ns, seeds, err = _curves(rows, space, D, d, metric)
+        if n_ref not in ns:
+            raise ValueError(f"n_ref={n_ref} is not among the swept n {ns}")
+        k = ns.index(n_ref)
+        fit_ = loglog_fit(np.tile(ns, (len(seeds), 1)), err)
+        memo = _curves(rows, space, D, d, "memo")[2][:, k]
+        off = _curves(rows, space, D, d, "off")[2][:, k]
+        out.append(dict(space=space, D=D, d=d, slope=fit_["slope"], ci=fit_["ci"], err=float(err[:, k].mean()),
+                        err_sd=float(err[:, k].std(ddof=1)) if len(seeds) > 1 else float("nan"),
+                        memo=float(memo.mean()), off=float(off.mean()), seeds=len(seeds)))
+    return out
+
+
+def samples_needed(ns: Sequence[int], err: Sequence[float], level: float) -> float:
+    """The n at which a mean error curve first reaches ``level`` (log–log interpolation; inf if never)."""
+    ns, err = np.asarray(ns, float), np.asarray(err, float)
+    for k in range(len(ns)):
+        if err[k] <= level:
+            if k == 0:
+                return float(ns[0])
+            a = (math.log(err[k - 1]) - math.log(level)) / (math.log(err[k - 1]) - math.log(err[k]))
+            return float(math.exp(math.log(ns[k - 1]) + a * (math.log(ns[k]) - math.log(ns[k - 1]))))
+    return float("inf")
+
+
+def verdict(rows: Sequence[dict], *, metric: str = "sw2", n_ref: int = 4096, growth: float = 1.25) -> list:
+    """The claim of Notebook 04 §2 as ``(passed, line)`` pairs, per d*, from sweep rows (≥ 2 seeds).
+
+    1. The ambient error at ``n_ref`` grows with D: larger at the largest D than at the smallest for
+       **every** seed.
+    2. The latent error at ``n_ref`` does not: its mean at the largest D is ≤ ``growth`` × its mean at the
+       smallest D.
+    3. Latent needs fewer samples at the largest D: the n at which its mean curve reaches the ambient
+       curve's error at the largest n is smaller than that largest n.
+    """
+    out = []
+    for d in sorted({int(r["d"]) for r in rows}):
+        Ds = sorted({int(r["D"]) for r in rows if int(r["d"]) == d})
+        lo, hi = Ds[0], Ds[-1]
+        ns, _, amb_lo = _curves(rows, "ambient", lo, d, metric)
+        k = ns.index(n_ref)
+        amb_hi = _curves(rows, "ambient", hi, d, metric)[2]
+        lat_lo = _curves(rows, "latent", lo, d, metric)[2]
+        lat_hi = _curves(rows, "latent", hi, d, metric)[2]
+        ok = bool((amb_hi[:, k] > amb_lo[:, k]).all())
+        out.append((ok, f"d*={d}: ambient {metric} at n={n_ref} grows with D for every seed: D={hi} "
+                        f"{amb_hi[:, k].mean():.4f} vs D={lo} {amb_lo[:, k].mean():.4f} "
+                        f"(ratio {amb_hi[:, k].mean() / amb_lo[:, k].mean():.2f}; per seed "
+                        f"{', '.join(f'{a:.3f}>{b:.3f}' for a, b in zip(amb_hi[:, k], amb_lo[:, k]))})"))
+        ratio = lat_hi[:, k].mean() / lat_lo[:, k].mean()
+        out.append((bool(ratio <= growth), f"d*={d}: latent {metric} at n={n_ref} does not grow with D: D={hi} "
+                                           f"{lat_hi[:, k].mean():.4f} vs D={lo} {lat_lo[:, k].mean():.4f} "
+                                           f"(ratio {ratio:.2f} ≤ {growth})"))
+        level = amb_hi[:, -1].mean()
+        need = samples_needed(ns, lat_hi.mean(0), level)
+        out.append((bool(need < ns[-1]), f"d*={d}, D={hi}: latent reaches the ambient error at n={ns[-1]} "
+                                         f"({level:.4f}) with n ≈ {need:.0f} samples"))
+    return out
+
+
+#: the columns of ``bench/latent_rates.py``'s CSV and their types
+_COLUMN_TYPES = dict(experiment=str, space=str, D=int, d=int, n=int, seed=int, M=int, shift=float, t_gap=float,
+                     sw2=float, w2=float, off=float, memo=float, recon=float, lip=float, train_s=float)
+
+
+def load_table(path=None) -> tuple:
+    """Read ``bench/latent_rates.py``'s CSV (default: the shipped ``data/latent_rates.csv``).
+
+    Returns ``(rows, header)``: one dict per line with typed values (empty cells → None) and the
+    comment line that records the command, budget and time. A missing file or a malformed line raises
+    a ValueError naming the file.
+    """
+    import csv
+    from pathlib import Path
+
+    from .shipped import DATA_DIR
+
+    path = Path(DATA_DIR) / "latent_rates.csv" if path is None else Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist: run `python bench/latent_rates.py --ship data`")
+    lines = path.read_text().splitlines()
+    header = lines[0][2:] if lines and lines[0].startswith("# ") else ""
+    reader = csv.DictReader(lines[1:] if header else lines)
+    if reader.fieldnames is None or not set(_COLUMN_TYPES) <= set(reader.fieldnames):
+        raise ValueError(f"{path}: expected the columns {sorted(_COLUMN_TYPES)}, got {reader.fieldnames}")
+    rows = []
+    for k, raw in enumerate(reader, start=2):
+        try:
+            rows.append({c: (None if raw[c] in ("", None) else t(float(raw[c])) if t is int else t(raw[c]))
+                         for c, t in _COLUMN_TYPES.items()})
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}, line {k}: {e}") from None
+    return rows, header
