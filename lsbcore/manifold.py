@@ -5,11 +5,15 @@ only d* ≪ D directions should be learned at a rate set by d*, not D. Real digi
 and the intrinsic dimension, so Notebook 04 builds data where both are known:
 
     z ~ a Gaussian mixture in d* dimensions            (the intrinsic law, known exactly)
-    x = Q [z, h(z)] (+ optional noise off the manifold) in R^D,   h_j(z) = a · sin(ω_j · z + φ_j)
+    x = Q [z, h(z)] (+ optional noise off the manifold) in R^D,   h_j(z) = a √(d*/m) sin(ω_j · z + φ_j)
 
-Q is a random D × 2d* matrix with orthonormal columns (a rotation of the 2d* coordinates into R^D)
-and h a smooth bending of amplitude ``curvature``: the data lie on a curved d*-dimensional surface
-(the graph of h, rotated). Because Q and h are known, every generated point can be **read back**:
+h has m components and Q is a random D × (d* + m) matrix with orthonormal columns: the data lie on a
+curved d*-dimensional surface (the graph of h, rotated into R^D). ``span="full"`` (default) bends
+the surface into all m = D − d* remaining directions, so it is not contained in any smaller linear
+subspace and a larger D is a genuinely larger problem; ``span="low"`` bends it into m = d* directions
+only, so it lies in a (2d*)-dimensional linear subspace whatever D is (the extra D − 2d* directions
+are empty and a linear map can discard them). The factor √(d*/m) keeps the bend's total size
+(‖h‖² ≈ a² d*/2) the same for every D. Because Q and h are known, every point can be **read back**:
 
 - its intrinsic coordinates ``u = (Qᵀx)[:d*]`` (exact on the manifold), where errors are measured
   against the true law of z by W2 in d* dimensions (accurate: d* is small);
@@ -30,8 +34,10 @@ import torch
 
 from .utils import Seed, check_int, check_points, check_positive, generator
 
-__all__ = ["ManifoldData"]
+__all__ = ["ManifoldData", "SPANS"]
 
+#: how many directions the surface bends into (see the module docstring)
+SPANS = ("full", "low")
 #: weights of the intrinsic mixture's components (unequal on purpose: mass balance is part of the error)
 WEIGHTS = (0.4, 0.3, 0.2, 0.1)
 
@@ -43,8 +49,9 @@ class ManifoldData:
         ambient_dim: D, at least 2·intrinsic_dim.
         intrinsic_dim: d*.
         curvature: amplitude a of the bending h (0: a flat d*-plane in R^D).
-        noise: root-mean-square size of the Gaussian noise added *off* the manifold (orthogonal to Q's
-            columns); 0 (default) puts the data exactly on it.
+        span: ``"full"`` (h bends into all D − d* other directions) or ``"low"`` (into d* of them).
+        noise: root-mean-square size of the Gaussian noise added *off* the manifold (in the D − d*
+            directions orthogonal to the intrinsic ones); 0 (default) puts the data exactly on it.
         seed: fixes the family: the mixture's means, the frequencies of h and Q. Two families with the
             same (D, d*, seed) are identical; the *samples* take their own seed.
 
@@ -52,8 +59,8 @@ class ManifoldData:
     and means of norm 2 in random directions. Notebook 04 §2.
     """
 
-    def __init__(self, ambient_dim: int, intrinsic_dim: int, *, curvature: float = 1.0, noise: float = 0.0,
-                 seed: int = 0):
+    def __init__(self, ambient_dim: int, intrinsic_dim: int, *, curvature: float = 1.0, span: str = "full",
+                 noise: float = 0.0, seed: int = 0):
         self.ambient_dim = check_int(ambient_dim, "ambient_dim")
         self.intrinsic_dim = check_int(intrinsic_dim, "intrinsic_dim")
         if self.ambient_dim < 2 * self.intrinsic_dim:
@@ -61,23 +68,26 @@ class ManifoldData:
                              f"(room for z and h(z)), got {self.ambient_dim}")
         self.curvature = check_positive(curvature, "curvature", allow_zero=True)
         self.noise = check_positive(noise, "noise", allow_zero=True)
-        if self.noise > 0 and self.ambient_dim == 2 * self.intrinsic_dim:
-            raise ValueError("noise > 0 needs ambient_dim > 2·intrinsic_dim (a direction off the manifold)")
+        if span not in SPANS:
+            raise ValueError(f"span must be one of {SPANS}, got {span!r}")
+        self.span = span
         self.seed = int(seed)
         d, D = self.intrinsic_dim, self.ambient_dim
+        m = D - d if span == "full" else d              # the number of bent coordinates
         gen = generator(self.seed)
         dirs = torch.randn(len(WEIGHTS), d, generator=gen, dtype=torch.float64)
         self.means = 2.0 * dirs / dirs.norm(dim=1, keepdim=True)
         self.std = 0.5
         self.weights = torch.tensor(WEIGHTS, dtype=torch.float64)
-        self.freq = torch.randn(d, d, generator=gen, dtype=torch.float64)        # ω_j, rows
-        self.phase = 2 * math.pi * torch.rand(d, generator=gen, dtype=torch.float64)
         self.shift_dir = torch.nn.functional.normalize(torch.randn(d, generator=gen, dtype=torch.float64), dim=0)
-        self.basis = torch.linalg.qr(torch.randn(D, 2 * d, generator=gen, dtype=torch.float64)).Q  # Q, (D, 2d*)
+        self.freq = torch.randn(m, d, generator=gen, dtype=torch.float64)        # ω_j, rows
+        self.phase = 2 * math.pi * torch.rand(m, generator=gen, dtype=torch.float64)
+        self.amplitude = self.curvature * math.sqrt(d / m)
+        self.basis = torch.linalg.qr(torch.randn(D, d + m, generator=gen, dtype=torch.float64)).Q  # Q, (D, d* + m)
 
     def __repr__(self) -> str:
         return (f"ManifoldData(ambient_dim={self.ambient_dim}, intrinsic_dim={self.intrinsic_dim}, "
-                f"curvature={self.curvature}, noise={self.noise}, seed={self.seed})")
+                f"curvature={self.curvature}, span={self.span!r}, noise={self.noise}, seed={self.seed})")
 
     # ----------------------------------------------------------------------------- the laws
     def _law(self, shift: float):
@@ -96,8 +106,8 @@ class ManifoldData:
         return mu[k] + std * torch.randn(n, self.intrinsic_dim, generator=gen, dtype=torch.float64)
 
     def bend(self, z: torch.Tensor) -> torch.Tensor:
-        """h(z) = curvature · sin(z ωᵀ + φ), shape (n, d*)."""
-        return self.curvature * torch.sin(z @ self.freq.to(z).T + self.phase.to(z))
+        """h(z) = a √(d*/m) · sin(z ωᵀ + φ), shape (n, m) (a = ``curvature``)."""
+        return self.amplitude * torch.sin(z @ self.freq.to(z).T + self.phase.to(z))
 
     def embed(self, z) -> torch.Tensor:
         """x = Q [z, h(z)]: intrinsic coordinates (n, d*) → points on the manifold (n, D), z's dtype."""
@@ -114,8 +124,9 @@ class ManifoldData:
         x = self.embed(z)
         if self.noise > 0:
             eps = torch.randn(n, self.ambient_dim, generator=gen, dtype=torch.float64)
-            eps = eps - (eps @ self.basis) @ self.basis.T                  # keep only the normal part
-            x = x + self.noise * eps / math.sqrt(self.ambient_dim - 2 * self.intrinsic_dim)
+            q = self.basis[:, : self.intrinsic_dim]
+            eps = eps - (eps @ q) @ q.T                   # no component along the intrinsic directions
+            x = x + self.noise * eps / math.sqrt(self.ambient_dim - self.intrinsic_dim)
         return x.to(dtype)
 
     # ---------------------------------------------------------------------------- read back
@@ -127,7 +138,7 @@ class ManifoldData:
     def off_manifold(self, x) -> torch.Tensor:
         """Distance of each point to the manifold, per point (n,), float64.
 
-        ``√(‖y₂ − h(y₁)‖² + ‖x − Q y‖²)`` with y = Qᵀx split into y₁ (d*) and y₂ (d*): the vertical
+        ``√(‖y₂ − h(y₁)‖² + ‖x − Q y‖²)`` with y = Qᵀx split into y₁ (d*) and y₂ (m): the vertical
         distance to the graph of h inside Q's span plus the part of x outside it. 0 on the manifold.
         """
         x = check_points(x, "x", dim=self.ambient_dim).double()

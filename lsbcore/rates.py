@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .bridges.follmer import fit_follmer, origin
-from .manifold import ManifoldData
+from .manifold import SPANS, ManifoldData
 from .metrics import memorisation_ratio, sliced_w2, w2
 from .nets import DigitsMLP, TimeMLP
 from .sde import sample
@@ -321,9 +321,9 @@ def _space(name: str, data: ManifoldData, train, ae, ambient_scale: str):
 
 
 def _family_runs(D: int, d: int, seed: int, ns: Sequence[int], budget: Budget, spaces: Sequence[str], n_gen: int,
-                 family_seed: int, ambient_scale: str = "manifold") -> list:
+                 family_seed: int, ambient_scale: str = "manifold", span: str = "full") -> list:
     """All runs of one (D, d*, seed): one autoencoder, then every n and space (see :func:`rate_sweep`)."""
-    data = ManifoldData(D, d, seed=family_seed)
+    data = ManifoldData(D, d, seed=family_seed, span=span)
     target = data.sample(max(ns), seed=generator(1_000_003 * (seed + 1)))
     ae, extra = None, {}
     if "latent" in spaces:
@@ -358,11 +358,12 @@ def _run_task(args):
 
 def rate_sweep(ambient_dims: Sequence[int], intrinsic_dims: Sequence[int], ns: Sequence[int], seeds: Sequence[int],
                budget: Budget = Budget(), *, spaces: Sequence[str] = SPACES, n_gen: int = 10_000, family_seed: int = 0,
-               ambient_scale: str = "manifold", jobs: int = 1, progress: bool = False, log=None) -> list:
+               ambient_scale: str = "manifold", span: str = "full", jobs: int = 1, progress: bool = False,
+               log=None) -> list:
     """Error against n for learned bridges in latent and ambient space (Notebook 04 §2–3).
 
     For every D in ``ambient_dims``, d* in ``intrinsic_dims`` (the family ``ManifoldData(D, d*,
-    seed=family_seed)``) and seed: one autoencoder pre-trained on M shifted points
+    seed=family_seed, span=span)``) and seed: one autoencoder pre-trained on M shifted points
     (:func:`fit_manifold_autoencoder`); then for every n in ``ns`` the first n points of the seed's
     target sample are the training set, a bridge is learned in each space with the same ``budget``
     (:func:`learned_bridge`) and ``n_gen`` generated points are scored by :func:`evaluate`.
@@ -386,12 +387,14 @@ def rate_sweep(ambient_dims: Sequence[int], intrinsic_dims: Sequence[int], ns: S
             raise ValueError(f"spaces must be among {SPACES}, got {sp!r}")
     if ambient_scale not in AMBIENT_SCALES:
         raise ValueError(f"ambient_scale must be one of {AMBIENT_SCALES}, got {ambient_scale!r}")
+    if span not in SPANS:
+        raise ValueError(f"span must be one of {SPANS}, got {span!r}")
     for D in ambient_dims:
         for d in intrinsic_dims:
             if D < 2 * d:
                 raise ValueError(f"every D must be ≥ 2·d*: D={D}, d*={d}")
     tasks = [(D, d, s, ns, budget, tuple(sp for sp in spaces if sp != "oracle" or D == min(ambient_dims)), n_gen,
-              family_seed, ambient_scale)
+              family_seed, ambient_scale, span)
              for D in ambient_dims for d in intrinsic_dims for s in seeds]
     if jobs > 1:
         import multiprocessing as mp
@@ -548,12 +551,12 @@ def verdict(rows: Sequence[dict], *, metric: str = "sw2", n_ref: int = 4096, gro
         ok = bool((amb_hi[:, k] > amb_lo[:, k]).all())
         out.append((ok, f"d*={d}: ambient {metric} at n={n_ref} grows with D for every seed: D={hi} "
                         f"{amb_hi[:, k].mean():.4f} vs D={lo} {amb_lo[:, k].mean():.4f} "
-                        f"(ratio {amb_hi[:, k].mean() / amb_lo[:, k].mean():.2f}; per seed "
-                        f"{', '.join(f'{a:.3f}>{b:.3f}' for a, b in zip(amb_hi[:, k], amb_lo[:, k]))})"))
+                        f"(ratio {amb_hi[:, k].mean() / amb_lo[:, k].mean():.2f}; per seed, D={hi} vs D={lo}: "
+                        f"{', '.join(f'{a:.3f} vs {b:.3f}' for a, b in zip(amb_hi[:, k], amb_lo[:, k]))})"))
         ratio = lat_hi[:, k].mean() / lat_lo[:, k].mean()
         out.append((bool(ratio <= growth), f"d*={d}: latent {metric} at n={n_ref} does not grow with D: D={hi} "
                                            f"{lat_hi[:, k].mean():.4f} vs D={lo} {lat_lo[:, k].mean():.4f} "
-                                           f"(ratio {ratio:.2f} ≤ {growth})"))
+                                           f"(ratio {ratio:.2f}; criterion: ≤ {growth})"))
         level = amb_hi[:, -1].mean()
         need = samples_needed(ns, lat_hi.mean(0), level)
         out.append((bool(need < ns[-1]), f"d*={d}, D={hi}: latent reaches the ambient error at n={ns[-1]} "

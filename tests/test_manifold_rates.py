@@ -1,7 +1,6 @@
 """The synthetic manifold benchmark of notebook 04: exact read-back, metrics with known answers, the sweep."""
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -11,27 +10,39 @@ from lsbcore.manifold import ManifoldData
 TINY = rates.Budget(steps=30, ae_steps=30, pretrain_size=256, sample_steps=10, width=16)
 
 
+@pytest.mark.parametrize("span", ["full", "low"])
 @pytest.mark.parametrize("D,d", [(4, 2), (16, 2), (64, 4)])
-def test_read_back_is_exact_on_the_manifold(D, d):
-    data = ManifoldData(D, d, seed=3)
+def test_read_back_is_exact_on_the_manifold(D, d, span):
+    data = ManifoldData(D, d, seed=3, span=span)
     z = data.sample_intrinsic(500, seed=1)
     x = data.embed(z)
     torch.testing.assert_close(data.intrinsic(x), z, rtol=0, atol=1e-12)
     assert float(data.off_manifold(x).max()) < 1e-12
-    # a step along the surface's normal directions is read back as its own length
-    if D > 2 * d:
-        normal = torch.randn(500, D, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-        normal -= (normal @ data.basis) @ data.basis.T
-        normal = 0.3 * normal / normal.norm(dim=1, keepdim=True)
-        torch.testing.assert_close(data.off_manifold(x + normal), torch.full((500,), 0.3, dtype=torch.float64))
-        torch.testing.assert_close(data.intrinsic(x + normal), z, rtol=0, atol=1e-12)
+    # a vertical step (in the bent directions) of length 0.3 is read back as 0.3, and leaves u alone
+    v = torch.randn(500, data.basis.shape[1] - d, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    step = 0.3 * (v / v.norm(dim=1, keepdim=True)) @ data.basis[:, d:].T
+    torch.testing.assert_close(data.off_manifold(x + step), torch.full((500,), 0.3, dtype=torch.float64))
+    torch.testing.assert_close(data.intrinsic(x + step), z, rtol=0, atol=1e-12)
+    if D > data.basis.shape[1]:          # span="low": directions outside Q's columns count too
+        w = torch.randn(500, D, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        w -= (w @ data.basis) @ data.basis.T
+        torch.testing.assert_close(data.off_manifold(x + 0.2 * w / w.norm(dim=1, keepdim=True)),
+                                   torch.full((500,), 0.2, dtype=torch.float64))
 
 
-def test_the_bend_is_vertical_distance_to_the_graph():
-    data = ManifoldData(8, 2, seed=0)
+@pytest.mark.parametrize("span,m", [("full", 6), ("low", 2)])
+def test_the_bend_is_vertical_distance_to_the_graph(span, m):
+    data = ManifoldData(8, 2, seed=0, span=span)
+    assert data.basis.shape == (8, 2 + m)
     z = data.sample_intrinsic(100, seed=0)
-    y = torch.cat([z, data.bend(z) + 0.25], dim=1) @ data.basis.T      # h shifted by 0.25 in each of d* = 2 coords
-    torch.testing.assert_close(data.off_manifold(y), torch.full((100,), 0.25 * math.sqrt(2), dtype=torch.float64))
+    y = torch.cat([z, data.bend(z) + 0.25], dim=1) @ data.basis.T      # h shifted by 0.25 in each of its m coords
+    torch.testing.assert_close(data.off_manifold(y), torch.full((100,), 0.25 * math.sqrt(m), dtype=torch.float64))
+
+
+def test_the_bend_has_the_same_size_in_every_dimension():
+    sizes = [float(ManifoldData(D, 2).bend(ManifoldData(D, 2).sample_intrinsic(20_000, seed=0)).pow(2).sum(1).mean())
+             for D in (16, 64, 256)]
+    assert max(sizes) / min(sizes) < 1.25 and all(abs(s - 1.0) < 0.15 for s in sizes)      # ≈ a² d*/2 = 1
 
 
 def test_samples_are_seeded_and_the_shift_moves_the_law():
@@ -56,7 +67,7 @@ def test_off_manifold_noise_has_the_stated_size():
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(ambient_dim=3, intrinsic_dim=2), "ambient_dim"),
-    (dict(ambient_dim=4, intrinsic_dim=2, noise=0.1), "noise"),
+    (dict(ambient_dim=8, intrinsic_dim=2, span="half"), "span"),
     (dict(ambient_dim=8, intrinsic_dim=2, curvature=-1.0), "curvature"),
     (dict(ambient_dim=8, intrinsic_dim=0), "intrinsic_dim"),
     (dict(ambient_dim=8.5, intrinsic_dim=2), "ambient_dim"),
