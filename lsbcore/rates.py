@@ -79,6 +79,18 @@ class Budget:
             raise ValueError(f"t_gap must be in (0, 1), got {self.t_gap}")
 
 
+def _check_data(data) -> ManifoldData:
+    if not isinstance(data, ManifoldData):
+        raise TypeError(f"data must be a lsbcore.manifold.ManifoldData, got {type(data).__name__}")
+    return data
+
+
+def _check_budget(budget) -> Budget:
+    if not isinstance(budget, Budget):
+        raise TypeError(f"budget must be a lsbcore.rates.Budget, got {type(budget).__name__}")
+    return budget
+
+
 # ------------------------------------------------------------------------------------------ spaces
 class _Standardised(nn.Module):
     """Shared by the spaces: x ↦ (x − m)/s with m per coordinate and one global scale s (float32)."""
@@ -201,8 +213,8 @@ def fit_manifold_autoencoder(data: ManifoldData, budget: Budget = Budget(), *, s
     :func:`lsbcore.train.fit` (EMA weights kept). The pre-training data are a fixed finite sample: the
     paper's M. Same arguments → same weights (CPU).
     """
-    if not isinstance(data, ManifoldData):
-        raise TypeError(f"data must be a ManifoldData, got {type(data).__name__}")
+    _check_data(data)
+    _check_budget(budget)
     x = data.sample(budget.pretrain_size, seed=generator(seed + 7919), shift=budget.shift)
     model = ManifoldAutoencoder(data.ambient_dim, data.intrinsic_dim, seed=seed)
     model._set_scale(x)
@@ -233,6 +245,7 @@ def learned_bridge(codes, budget: Budget = Budget(), *, seed: int = 0, progress:
     minimiser, a better-conditioned regression) and a cosine learning-rate schedule.
     """
     codes = check_points(codes, "codes").float()
+    _check_budget(budget)
     net = TimeMLP(codes.shape[1], width=budget.width, depth=budget.depth, seed=seed)
     return fit_follmer(codes, budget.sigma, steps=budget.steps, batch_size=budget.batch_size, net=net, lr=budget.lr,
                        t_gap=budget.t_gap, seed=seed, progress=progress, parametrization="endpoint",
@@ -242,7 +255,13 @@ def learned_bridge(codes, budget: Budget = Budget(), *, seed: int = 0, progress:
 def generate(space, bridge, n: int, budget: Budget = Budget(), *, t_gap: Optional[float] = None, seed: int = 0):
     """``n`` points in R^D: run ``bridge`` from the origin to 1 − t_gap, then ``space.decode``."""
     n = check_int(n, "n")
+    _check_budget(budget)
     t_gap = budget.t_gap if t_gap is None else check_positive(t_gap, "t_gap")
+    if t_gap >= 1:
+        raise ValueError(f"t_gap must be in (0, 1), got {t_gap}")
+    if not (callable(getattr(space, "decode", None)) and isinstance(getattr(space, "latent_dim", None), int)):
+        raise TypeError(f"space must have .latent_dim and .decode (an autoencoder or AmbientSpace), "
+                        f"got {type(space).__name__}")
     x0 = origin(n, space.latent_dim, dtype=torch.float32)
     codes = sample(bridge, x0, steps=budget.sample_steps, t1=1.0 - t_gap, seed=seed).x
     with torch.no_grad():
@@ -262,8 +281,10 @@ def evaluate(data: ManifoldData, x, train, *, reference_size: int = 10_000, exac
     - ``memo``: the memorisation ratio in intrinsic coordinates of the first ``exact_size`` points,
       against fresh population points (≈ 1: as far from the training points as new data; → 0: copies).
     """
+    _check_data(data)
     x = check_points(x, "x", dim=data.ambient_dim)
     train = check_points(train, "train", dim=data.ambient_dim)
+    reference_size, exact_size = check_int(reference_size, "reference_size", minimum=2), check_int(exact_size, "exact_size", minimum=2)
     u = data.intrinsic(x)
     gen = generator(seed + 104729)
     z_ref = data.sample_intrinsic(reference_size, seed=gen)
@@ -281,6 +302,7 @@ def noise_floors(data: ManifoldData, *, size: int = 10_000, train_size: int = 40
     generated points (so ``sw2`` and ``w2`` are the metrics' sampling noise, ``off`` is 0 without
     noise, ``memo`` ≈ 1). Means over ``seeds``.
     """
+    _check_data(data)
     rows = [evaluate(data, data.sample(size, seed=generator(10_000 + s)),
                      data.sample(train_size, seed=generator(20_000 + s)), reference_size=size, seed=s)
             for s in seeds]
@@ -297,6 +319,9 @@ def lipschitz(decoder, codes, *, pairs: int = 2000, seed: int = 0) -> dict:
     """
     codes = check_points(codes, "codes").float()
     f = getattr(decoder, "unchecked_decode", None) or getattr(decoder, "decode", decoder)
+    if not callable(f):
+        raise TypeError(f"decoder must be an autoencoder or a function of codes, got {type(decoder).__name__}")
+    pairs = check_int(pairs, "pairs")
     jac = torch.func.vmap(torch.func.jacrev(lambda z: f(z[None])[0]))(codes)      # (n, D, d*)
     norms = torch.linalg.matrix_norm(jac.detach().double(), ord=2)
     gen = generator(seed)
@@ -380,8 +405,10 @@ def rate_sweep(ambient_dims: Sequence[int], intrinsic_dims: Sequence[int], ns: S
     intrinsic_dims = [check_int(d, "intrinsic_dims") for d in intrinsic_dims]
     ns = [check_int(n, "ns", minimum=2) for n in ns]
     jobs = check_int(jobs, "jobs")
-    if not isinstance(budget, Budget):
-        raise TypeError(f"budget must be a Budget, got {type(budget).__name__}")
+    _check_budget(budget)
+    seeds = [check_int(s, "seeds", minimum=0) for s in seeds]
+    if not (ambient_dims and intrinsic_dims and ns and seeds):
+        raise ValueError("ambient_dims, intrinsic_dims, ns and seeds must be non-empty")
     for sp in spaces:
         if sp not in SPACES:
             raise ValueError(f"spaces must be among {SPACES}, got {sp!r}")
@@ -435,6 +462,8 @@ def pretrain_sweep(data: ManifoldData, sizes: Sequence[int], shifts: Sequence[fl
     M shifted points, learn the latent bridge from n target points, and score it. Returns rows with
     ``M, shift, recon, sw2, w2, off, memo, lip``.
     """
+    _check_data(data)
+    _check_budget(budget)
     rows = []
     target = data.sample(check_int(n, "n"), seed=generator(1_000_003 * (seed + 1)))
     pop = data.sample(2000, seed=generator(77 + seed))
@@ -461,8 +490,14 @@ def stop_sweep(data: ManifoldData, t_gaps: Sequence[float], *, n: int = 4096, bu
     space); a small δ asks the sampler to follow a drift that grows like 1/(1 − t).
     Returns rows with ``space, t_gap, sw2, w2, off, memo``.
     """
+    _check_data(data)
+    _check_budget(budget)
     t_gaps = [check_positive(g, "t_gaps") for g in t_gaps]
+    if not t_gaps or max(t_gaps) >= 1:
+        raise ValueError(f"t_gaps must be a non-empty list of values in (0, 1), got {t_gaps}")
     gap = min(t_gaps) if train_gap is None else check_positive(train_gap, "train_gap")
+    if gap >= 1:
+        raise ValueError(f"train_gap must be in (0, 1), got {gap}")
     b = Budget(**{**asdict(budget), "t_gap": gap})
     target = data.sample(check_int(n, "n"), seed=generator(1_000_003 * (seed + 1)))
     ae = fit_manifold_autoencoder(data, b, seed=seed)

@@ -213,3 +213,28 @@ def test_load_table_round_trip_and_errors(tmp_path):
     p.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="columns"):
         rates.load_table(p)
+
+
+def test_entry_points_name_their_bad_arguments():
+    data = ManifoldData(8, 2)
+    x = data.sample(50, seed=0)
+    with pytest.raises(TypeError, match="data"):
+        rates.evaluate("moons", x, x)
+    with pytest.raises(TypeError, match="data"):
+        rates.noise_floors(None)
+    with pytest.raises(ValueError, match="reference_size"):
+        rates.evaluate(data, x, x, reference_size=0)
+    with pytest.raises(TypeError, match="budget"):
+        rates.learned_bridge(x[:, :2], budget={"steps": 3})
+    with pytest.raises(TypeError, match="decoder"):
+        rates.lipschitz(3, x[:, :2])
+    with pytest.raises(ValueError, match="t_gaps"):
+        rates.stop_sweep(data, [0.5, 1.0], budget=TINY)
+    with pytest.raises(TypeError, match="space"):
+        rates.generate("ambient", None, 10, TINY)
+    with pytest.raises(ValueError, match="t_gap"):
+        rates.generate(rates.AmbientSpace(x, total_variance=2), None, 10, TINY, t_gap=1.0)
+    with pytest.raises(ValueError, match="seeds"):
+        rates.rate_sweep([8], [2], [16], [-1], TINY)
+    with pytest.raises(ValueError, match="non-empty"):
+        rates.rate_sweep([8], [2], [], [0], TINY)
