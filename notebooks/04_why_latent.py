@@ -421,7 +421,7 @@ W.rates_explorer(table)
 W.pretrain_stop_explorer(table)
 
 # %% [markdown]
-# A live run (about 15 s per click on a laptop CPU, with a short budget): choose n, D, d* and δ, press
+# A live run (about 20 s per click on a laptop CPU, with the short budget of §4): choose n, D, d* and δ, press
 # **Run**, and compare the intrinsic coordinates of the true law, the latent bridge's and the ambient
 # bridge's samples.
 

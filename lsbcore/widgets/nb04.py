@@ -355,7 +355,7 @@ def live_rate_explorer(D_choices=(16, 64, 256), d_choices=(2, 4), budget=None, *
     family ``ManifoldData(D, d*, seed=family_seed)``; its autoencoder pre-trained on M shifted points
     (:func:`lsbcore.rates.fit_manifold_autoencoder`, cached per (D, d*) so the next run with the same
     family skips it); the first n points of the seed's target sample; a learned bridge in latent and
-    in ambient space with the same ``budget`` (default ``Budget(steps=400, ae_steps=600,
+    in ambient space with the same ``budget`` (default ``Budget(steps=600, ae_steps=800,
     pretrain_size=5000)``, trained on t ≤ 1 − min(budget.t_gap, δ), cached per (D, d*, n, gap) so a
     change of δ alone only resamples); ``n_gen`` points generated in each space, sampled up to 1 − δ,
     scored by :func:`lsbcore.rates.evaluate`. Three panels with the same limits: the first two
@@ -375,7 +375,7 @@ def live_rate_explorer(D_choices=(16, 64, 256), d_choices=(2, 4), budget=None, *
         raise ValueError(f"every D in D_choices must be ≥ 2·d* = {2 * max(dims)} (room for z and h(z)), "
                          f"got D = {min(Ds)}")
     if budget is None:
-        budget = Budget(steps=400, ae_steps=600, pretrain_size=5000)
+        budget = Budget(steps=600, ae_steps=800, pretrain_size=5000)   # the live slice of Notebook 04 §4
     if not isinstance(budget, Budget):
         raise TypeError(f"budget must be a lsbcore.rates.Budget, got {type(budget).__name__}")
     n_gen = check_int(n_gen, "n_gen", minimum=2)
