@@ -260,8 +260,11 @@ def pretrain_stop_explorer(rows, *, sigma: float = 1.0, family_seed: int = 0) ->
                                 description="family")
     w_x = widgets.Dropdown(options=[("M (pre-training points)", "M"), ("shift", "shift")], value="M",
                            description="x axis")
-    box, info, out = panel({"mode": w_mode, "family": w_family, "x_axis": w_x}, ["mode", ("family", "x_axis")],
-                           height="360px")
+    if len(families) > 1:
+        box, info, out = panel({"mode": w_mode, "family": w_family, "x_axis": w_x}, ["mode", ("family", "x_axis")],
+                               height="360px")
+    else:       # one family in the table (the bench's): nothing to choose, so no dropdown that cannot move
+        box, info, out = panel({"mode": w_mode, "x_axis": w_x}, ["mode", "x_axis"], height="360px")
     scales: dict = {}
 
     def update(_=None):
@@ -389,8 +392,20 @@ def live_rate_explorer(D_choices=(16, 64, 256), d_choices=(2, 4), budget=None, *
     box, info, out = panel({"n": w_n, "D": w_D, "d": w_d, "t_gap": w_gap, "run": w_run},
                            [("D", "d", "n"), ("t_gap", "run")], height="330px",
                            css={"D": "ambient-dim", "d": "dstar"})
-    info.value = "Choose n, D, d* and δ, then press Run (a small training run: about 10–60 s)."
     cache: dict = {"ae": {}, "bridge": {}}
+
+    def pending(_=None):
+        """A setting changed: say what Run will do (nothing is trained before Run)."""
+        if w_run.disabled:
+            return
+        cached = any(k[1:4] == (w_D.value, w_d.value, w_n.value) for k in cache["bridge"])
+        info.value = (f"next run: D = {w_D.value}, d* = {w_d.value}, n = {w_n.value}, δ = {w_gap.value:.3g}, "
+                      f"{budget.steps} Adam steps per bridge — press Run "
+                      f"({'bridges cached: a few seconds' if cached else 'a small training run: about 10–60 s'})")
+
+    for w in (w_n, w_D, w_d, w_gap):
+        w.observe(pending, names="value")
+    pending()
 
     def say(text):
         info.value = f"<i>{text}</i>"
