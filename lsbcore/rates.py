@@ -3,18 +3,19 @@
 The pipeline of one run, on data from :class:`lsbcore.manifold.ManifoldData` (x = Q[z, h(z)] ∈ R^D):
 
     M shifted pre-training points ─► autoencoder (E, D), latent dimension d*        (once per family)
-    n target points ─► E ─► codes ─► learned Schrödinger–Föllmer drift ─► sampler ─► D ─► points in R^D
-    n target points ─► standardise ──► learned Schrödinger–Föllmer drift ─► sampler ─► points in R^D
-                                                                  read back: W2 in the intrinsic coordinates,
-                                                                  distance off the manifold, memorisation
+    latent:  n target points ─► E ─► codes ─► learned SF drift ─► sampler ─► D ─► points in R^D
+    ambient: n target points ─► rescale ───► learned SF drift ─► sampler ─► inverse ─► points in R^D
+    oracle:  n target points ─► true intrinsic coordinates ─► learned SF drift ─► sampler ─► embed
+             read back: W2 in the intrinsic coordinates, distance off the manifold, memorisation
 
-Both spaces use the *same* estimator with the *same* budget (:class:`Budget`: network width and
-depth, Adam steps, batch, learning rate, sampler steps): the Schrödinger–Föllmer bridge δ0 → p̂_n
-whose drift is learned by least squares from the n samples (:func:`lsbcore.bridges.follmer.fit_follmer`,
-endpoint parametrisation). It starts from a point, so no start law has to be approximated, and its
-sampler never sees the training points: whatever it copies, the network learned.
-Both spaces are standardised the same way as in Notebook 03 (mean per coordinate, one global scale
-making the average coordinate variance 1), so σ means the same in both.
+Every space uses the *same* estimator with the *same* budget (:class:`Budget`: network width and
+depth, Adam steps, batch, learning rate, σ, δ, sampler steps): the Schrödinger–Föllmer bridge
+δ0 → p̂_n whose drift is learned by least squares from the n samples
+(:func:`lsbcore.bridges.follmer.fit_follmer`, endpoint parametrisation). It starts from a point, so
+no start law has to be approximated, and its sampler never sees the training points: whatever it
+copies, the network learned. The latent codes are standardised (variance 1 per coordinate, total d*)
+and the ambient data are rescaled to the same total variance d* (:class:`AmbientSpace`), so the
+manifold has the same size in every space and every D and σ means the same along it.
 
 :func:`rate_sweep` runs the grid (space × D × d* × n × seed) and returns one row per run;
 :func:`noise_floors` gives each metric's own floor; :func:`lipschitz` estimates the decoder's
@@ -303,6 +304,10 @@ def noise_floors(data: ManifoldData, *, size: int = 10_000, train_size: int = 40
     noise, ``memo`` ≈ 1). Means over ``seeds``.
     """
     _check_data(data)
+    size, train_size = check_int(size, "size", minimum=2), check_int(train_size, "train_size")
+    seeds = [check_int(s, "seeds", minimum=0) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
     rows = [evaluate(data, data.sample(size, seed=generator(10_000 + s)),
                      data.sample(train_size, seed=generator(20_000 + s)), reference_size=size, seed=s)
             for s in seeds]
