@@ -32,7 +32,7 @@ import math
 
 import torch
 
-from .utils import Seed, check_int, check_points, check_positive, generator
+from .utils import Seed, check_int, check_points, check_positive, check_seed, generator
 
 __all__ = ["ManifoldData", "SPANS"]
 
@@ -71,7 +71,7 @@ class ManifoldData:
         if span not in SPANS:
             raise ValueError(f"span must be one of {SPANS}, got {span!r}")
         self.span = span
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         d, D = self.intrinsic_dim, self.ambient_dim
         m = D - d if span == "full" else d              # the number of bent coordinates
         gen = generator(self.seed)

@@ -68,6 +68,7 @@ def test_off_manifold_noise_has_the_stated_size():
 @pytest.mark.parametrize("kwargs,match", [
     (dict(ambient_dim=3, intrinsic_dim=2), "ambient_dim"),
     (dict(ambient_dim=8, intrinsic_dim=2, span="half"), "span"),
+    (dict(ambient_dim=8, intrinsic_dim=2, seed="x"), "seed"),
     (dict(ambient_dim=8, intrinsic_dim=2, curvature=-1.0), "curvature"),
     (dict(ambient_dim=8, intrinsic_dim=0), "intrinsic_dim"),
     (dict(ambient_dim=8.5, intrinsic_dim=2), "ambient_dim"),
