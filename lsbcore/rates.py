@@ -2,8 +2,8 @@
 
 The pipeline of one run, on data from :class:`lsbcore.manifold.ManifoldData` (x = Q[z, h(z)] ∈ R^D):
 
-    M shifted pre-training points ─► autoencoder (E, D), latent dimension d*        (once per family)
-    latent:  n target points ─► E ─► codes ─► learned SF drift ─► sampler ─► D ─► points in R^D
+    M shifted pre-training points ─► autoencoder (E, Dec), latent dimension d*        (once per family)
+    latent:  n target points ─► E ─► codes ─► learned SF drift ─► sampler ─► Dec ─► points in R^D
     ambient: n target points ─► rescale ───► learned SF drift ─► sampler ─► inverse ─► points in R^D
     oracle:  n target points ─► true intrinsic coordinates ─► learned SF drift ─► sampler ─► embed
              read back: W2 in the intrinsic coordinates, distance off the manifold, memorisation

@@ -83,13 +83,13 @@ torch.set_num_threads(1)  # tiny networks: one thread is fastest and never overs
 # %% [markdown]
 # ## 1. Theory: the terms of the bound
 #
-# Pre-train an encoder–decoder (E, D) on M samples of a law p̃ that may differ from the target p, encode n
+# Pre-train an encoder–decoder (E, Dec) on M samples of a law p̃ that may differ from the target p, encode n
 # target samples, learn a bridge in the d*-dimensional latent space, sample it up to 1 − δ, decode. The
 # end-to-end bound (docs/theory.md §4; the paper's constants and exact exponents are *not reproduced*) has
-# the shape
+# the shape (D is the ambient dimension, Dec the decoder)
 #
 # $$ W_2(\text{generated}, p) \;\lesssim\; \underbrace{\varepsilon_{\text{pre}}(M, \text{shift}, D)}_{\text{pre-training}}
-#    \;+\; \operatorname{Lip}(D)\,\Big[\underbrace{\sigma\sqrt{\delta\, d^*}}_{\text{early stopping}}
+#    \;+\; \operatorname{Lip}(\mathrm{Dec})\,\Big[\underbrace{\sigma\sqrt{\delta\, d^*}}_{\text{early stopping}}
 #    + \underbrace{\varepsilon_{\text{drift}}(n, d^*)}_{\text{learned drift}} + \underbrace{O(\sqrt h)}_{\text{steps}}\Big]. $$
 #
 # Only the drift term depends on n, and the claim is that its rate in n depends on d*, not on D
@@ -333,7 +333,7 @@ for k, sh in enumerate(sorted({r["shift"] for r in pre})):
     Ms = [r["M"] for r in sel]
     axes[0].plot(Ms, [r["recon"] for r in sel], "o-", color=f"C{k}", label=f"shift {sh:g}")
     axes[1].plot(Ms, [r["off"] for r in sel], "o-", color=f"C{k}", label=f"shift {sh:g}")
-for ax, lab in zip(axes, ("reconstruction error ‖D(E(x)) − x‖ (mean)", "generated points: mean distance off the manifold")):
+for ax, lab in zip(axes, ("reconstruction error ‖Dec(E(x)) − x‖ (mean)", "generated points: mean distance off the manifold")):
     ax.set_xscale("log")
     ax.set_xlabel("M (pre-training samples)")
     ax.set_ylabel(lab)
