@@ -71,12 +71,12 @@ def figures(rows: list, out: Path) -> None:
     for ax, d in zip(axes[0], dims):
         for k, D in enumerate(sorted({r["D"] for r in rate if r["d"] == d})):
             for space, ls in (("latent", "-"), ("ambient", "--")):
-                ns, _, err = rates._curves(rate, space, D, d, "sw2")
+                ns, _, err = rates.metric_curves(rate, space, D, d, "sw2")
                 ax.fill_between(ns, err.min(0), err.max(0), color=f"C{k}", alpha=0.15)
                 ax.plot(ns, err.mean(0), ls, marker="o", ms=3, color=f"C{k}", label=f"{space}, D={D}")
         if any(r["space"] == "oracle" and r["d"] == d for r in rate):
             D0 = min(r["D"] for r in rate if r["space"] == "oracle" and r["d"] == d)
-            ns, _, err = rates._curves(rate, "oracle", D0, d, "sw2")
+            ns, _, err = rates.metric_curves(rate, "oracle", D0, d, "sw2")
             ax.fill_between(ns, err.min(0), err.max(0), color="k", alpha=0.1)
             ax.plot(ns, err.mean(0), "-.", marker="o", ms=3, color="k", label="oracle (true coordinates)")
         fl = [r["sw2"] for r in rows if r["experiment"] == "floor" and r["d"] == d]

@@ -241,10 +241,10 @@ for ax, d in zip(axes[0], dims):
     Ds = sorted({r["D"] for r in rate_rows if r["d"] == d})
     for k, D in enumerate(Ds):
         for space, ls in (("latent", "-"), ("ambient", "--")):
-            ns, _, err = rates._curves(rate_rows, space, D, d, "sw2")
+            ns, _, err = rates.metric_curves(rate_rows, space, D, d, "sw2")
             ax.fill_between(ns, err.min(0), err.max(0), color=f"C{k}", alpha=0.15, lw=0)
             ax.plot(ns, err.mean(0), ls, marker="o", ms=3, color=f"C{k}", label=f"{space}, D = {D}")
-    ns, _, err = rates._curves(rate_rows, "oracle", Ds[0], d, "sw2")
+    ns, _, err = rates.metric_curves(rate_rows, "oracle", Ds[0], d, "sw2")
     ax.plot(ns, err.mean(0), "-.", marker="o", ms=3, color="k", label="oracle (true coordinates)")
     floor = np.mean([r["sw2"] for r in table if r["experiment"] == "floor" and r["d"] == d])
     ax.axhline(floor, color="0.5", ls=":", label="noise floor (exact samples)")
@@ -285,7 +285,7 @@ for m, lines in verdicts.items():
 # %%
 print(f"{'space':8s} {'D':>4s} {'d*':>3s} {'slope, n ≤ 1024':>22s} {'slope, n ≥ 4096':>22s}")
 for key in sorted({(r["space"], r["D"], r["d"]) for r in rate_rows}, key=lambda k: (k[2], k[0], k[1])):
-    ns, seeds, err = rates._curves(rate_rows, *key, "sw2")
+    ns, seeds, err = rates.metric_curves(rate_rows, *key, "sw2")
     lo = loglog_fit(np.tile(ns[:3], (len(seeds), 1)), err[:, :3])
     hi = loglog_fit(np.tile(ns[3:], (len(seeds), 1)), err[:, 3:])
     print(f"{key[0]:8s} {key[1]:4d} {key[2]:3d} {lo['slope']:7.3f} ({lo['ci'][0]:6.3f}, {lo['ci'][1]:6.3f}) "

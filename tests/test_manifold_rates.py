@@ -199,7 +199,7 @@ def test_samples_needed_interpolates_a_power_law():
 
 
 def test_load_table_round_trip_and_errors(tmp_path):
-    cols = list(rates._COLUMN_TYPES)
+    cols = list(rates.COLUMN_TYPES)
     p = tmp_path / "t.csv"
     p.write_text("# python bench/latent_rates.py --quick\n" + ",".join(cols) + "\n"
                  + "rate,latent,16,2,64,0,,,,0.1,0.2,0.01,0.9,0.02,2.5,1.0\n")

@@ -91,7 +91,7 @@ def test_rates_explorer_rejects_bad_rows():
 
 def test_rates_explorer_reads_a_written_table(tmp_path):
     """The same explorer on a CSV in bench/latent_rates.py's format, read back by rates.load_table."""
-    cols = list(rates._COLUMN_TYPES)
+    cols = list(rates.COLUMN_TYPES)
     lines = ["# python bench/latent_rates.py --quick; test", ",".join(cols)]
     lines += [",".join("" if r[c] is None else str(r[c]) for c in cols) for r in table()]
     path = tmp_path / "latent_rates.csv"

@@ -115,7 +115,7 @@ def rates_explorer(rows, *, d=None, n=None, metric: str = "sw2") -> widgets.VBox
     seeds and the latent/ambient ratio per D. Everything is read from the table: instant.
     Notebook 04 §"Explore".
     """
-    from ..rates import _curves
+    from ..rates_table import metric_curves
 
     parts = _experiment_rows(rows, ("rate",))
     rate = parts["rate"]
@@ -146,7 +146,7 @@ def rates_explorer(rows, *, d=None, n=None, metric: str = "sw2") -> widgets.VBox
                 if not any(r["space"] == space and int(r["D"]) == D and int(r["d"]) == dd for r in rate):
                     missing.append(f"{space} D={D}")
                     continue
-                xs, seeds, err = _curves(rate, space, D, dd, m)
+                xs, seeds, err = metric_curves(rate, space, D, dd, m)
                 curves[space, D] = (xs, err)
                 if k in xs:
                     at_n[space, D] = _spread(err[:, xs.index(k)])
@@ -170,7 +170,7 @@ def rates_explorer(rows, *, d=None, n=None, metric: str = "sw2") -> widgets.VBox
         # embedded exactly, so its "off" is 0 up to float rounding and would only squash a log axis
         oracle = [r for r in rate if r["space"] == "oracle" and int(r["d"]) == dd] if m != "off" else []
         if oracle:
-            xs, _, err = _curves(rate, "oracle", min(int(r["D"]) for r in oracle), dd, m)
+            xs, _, err = metric_curves(rate, "oracle", min(int(r["D"]) for r in oracle), dd, m)
             ax.plot(xs, err.mean(0), ls="-.", marker="o", ms=3, color="k", label="oracle: true coordinates")
             curves["oracle", 0] = (xs, err)
             if k in xs:
