@@ -44,7 +44,7 @@ from .utils import check_int, check_points, check_positive, generator
 
 __all__ = ["Budget", "ManifoldAutoencoder", "AmbientSpace", "OracleSpace", "AMBIENT_SCALES", "fit_manifold_autoencoder", "learned_bridge",
            "generate", "evaluate", "noise_floors", "lipschitz", "rate_sweep", "pretrain_sweep", "stop_sweep",
-           "SPACES", "COLUMN_TYPES", "metric_curves", "summarise", "samples_needed", "verdict", "load_table"]
+           "target_sample", "SPACES", "COLUMN_TYPES", "metric_curves", "summarise", "samples_needed", "verdict", "load_table"]
 
 SPACES = ("latent", "ambient", "oracle")
 
@@ -341,6 +341,12 @@ def lipschitz(decoder, codes, *, pairs: int = 2000, seed: int = 0) -> dict:
 
 
 # -------------------------------------------------------------------------------------- the sweeps
+def target_sample(data: ManifoldData, n: int, seed: int) -> torch.Tensor:
+    """The seed's target sample: its first n points are the training set of every run with that seed
+    (so the training sets of one seed are nested in n)."""
+    return data.sample(check_int(n, "n"), seed=generator(1_000_003 * (seed + 1)))
+
+
 def _space(name: str, data: ManifoldData, train, ae, ambient_scale: str):
     """The space a run's bridge works in (see :func:`rate_sweep`)."""
     if name == "latent":
@@ -355,7 +361,7 @@ def _family_runs(D: int, d: int, seed: int, ns: Sequence[int], budget: Budget, s
                  family_seed: int, ambient_scale: str = "manifold", span: str = "full") -> list:
     """All runs of one (D, d*, seed): one autoencoder, then every n and space (see :func:`rate_sweep`)."""
     data = ManifoldData(D, d, seed=family_seed, span=span)
-    target = data.sample(max(ns), seed=generator(1_000_003 * (seed + 1)))
+    target = target_sample(data, max(ns), seed)
     ae, extra = None, {}
     if "latent" in spaces:
         ae = fit_manifold_autoencoder(data, budget, seed=seed)
@@ -471,7 +477,7 @@ def pretrain_sweep(data: ManifoldData, sizes: Sequence[int], shifts: Sequence[fl
     _check_data(data)
     _check_budget(budget)
     rows = []
-    target = data.sample(check_int(n, "n"), seed=generator(1_000_003 * (seed + 1)))
+    target = target_sample(data, n, seed)
     pop = data.sample(2000, seed=generator(77 + seed))
     for M in sizes:
         for shift in shifts:
@@ -505,7 +511,7 @@ def stop_sweep(data: ManifoldData, t_gaps: Sequence[float], *, n: int = 4096, bu
     if gap >= 1:
         raise ValueError(f"train_gap must be in (0, 1), got {gap}")
     b = Budget(**{**asdict(budget), "t_gap": gap})
-    target = data.sample(check_int(n, "n"), seed=generator(1_000_003 * (seed + 1)))
+    target = target_sample(data, n, seed)
     ae = fit_manifold_autoencoder(data, b, seed=seed)
     rows = []
     for space_name, space in (("latent", ae), ("ambient", AmbientSpace(target, total_variance=data.intrinsic_dim))):

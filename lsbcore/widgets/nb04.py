@@ -451,7 +451,7 @@ def _live_run(D, d, n, gap, budget, n_gen, seed, family_seed, cache, say) -> dic
             f"({budget.ae_steps} steps)…")
         cache["ae"][D, d] = (data, rates.fit_manifold_autoencoder(data, budget, seed=seed))
     data, ae = cache["ae"][D, d]
-    train = data.sample(n, seed=generator(1_000_003 * (seed + 1)))
+    train = rates.target_sample(data, n, seed)
     b = replace(budget, t_gap=min(budget.t_gap, gap))
     state = {"D": D, "d": d, "n": n, "t_gap": gap, "train_gap": b.t_gap,
              "train_u": data.intrinsic(train).float()}
