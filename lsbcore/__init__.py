@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it (relative to lsbcore)
 _API = {
     # ground floor
-    "device": "utils", "generator": "utils", "seed_everything": "utils", "is_fast": "utils",
+    "device": "utils", "resolve_device": "utils", "generator": "utils", "seed_everything": "utils", "is_fast": "utils",
     # marginals
     "Gaussian": "marginals", "GaussianMixture": "marginals", "Empirical": "marginals", "Toy2D": "marginals",
     # the face

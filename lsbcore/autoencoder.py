@@ -19,7 +19,7 @@ from torch import nn
 from .digits import PIXELS, SHIFT_KINDS, load_digits, shift_digits
 from .nets import DigitsClassifier, DigitsMLP
 from .train import fit
-from .utils import check_int, check_points, check_positive
+from .utils import check_int, check_points, check_positive, resolve_device
 
 __all__ = ["Autoencoder", "PixelSpace", "fit_autoencoder", "fit_classifier", "interpolate"]
 
@@ -128,7 +128,7 @@ def fit_autoencoder(latent_dim: int = 8, *, kind: str = "ae", shift: float = 1.0
     shift = check_positive(shift, "shift", allow_zero=True)
     if shift_kind not in SHIFT_KINDS:
         raise ValueError(f"shift_kind must be one of {SHIFT_KINDS}, got {shift_kind!r}")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = resolve_device(device) if device is not None else torch.device("cpu")
     x, _ = load_digits("pretrain", classes=classes, device=dev)
     model = Autoencoder(latent_dim, kind=kind, hidden=hidden, seed=seed).to(dev)
 
@@ -158,7 +158,7 @@ def fit_classifier(*, steps: int = 2000, batch_size: int = 128, lr: float = 2e-3
     unseen; ``classifier_accuracy`` reports accuracy on it.
     """
     steps, batch_size = check_int(steps, "steps"), check_int(batch_size, "batch_size")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = resolve_device(device) if device is not None else torch.device("cpu")
     xa, ya = load_digits("pretrain", device=dev)
     xb, yb = load_digits("target", device=dev)
     x, y = torch.cat([xa, xb]), torch.cat([ya, yb])

@@ -32,12 +32,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .utils import device as best_device
+from .utils import DEVICE_KINDS as DEVICES
+from .utils import resolve_device
 
 __all__ = ["DEVICES", "Placement", "setup", "teardown", "resolve_device", "float64_device", "rank",
            "world_size", "is_main", "barrier", "shard", "check_global_batch", "all_mean_", "broadcast_object", "main_goes_on", "Objective"]
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 @dataclass(frozen=True)
@@ -53,30 +52,6 @@ class Placement:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"`` → CUDA, then MPS, then CPU (:func:`lsbcore.utils.device`); ``"cpu"``, ``"cuda"``,
-    ``"cuda:1"``, ``"mps"`` → that device, or a ValueError naming ``device`` when it is not there."""
-    if not isinstance(name, str):
-        raise TypeError(f"device must be a string such as 'auto', 'cpu', 'cuda', 'mps', got {type(name).__name__}")
-    if name == "auto":
-        return best_device()
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"device must be one of {DEVICES} (or 'cuda:K'), got {name!r}") from None
-    if dev.type not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES} (or 'cuda:K'), got {name!r}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but torch sees no CUDA device (a CPU build of torch, or no GPU)")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device={name!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
-    if dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ValueError("device='mps' but Apple's Metal backend is not available here")
-    return dev
 
 
 def float64_device(dev) -> torch.device:
@@ -98,7 +73,7 @@ def _env_int(name: str, default: int) -> int:
 def setup(device: str = "auto") -> Placement:
     """Read torchrun's environment, pick the device and, for ``WORLD_SIZE > 1``, join the process group.
 
-    Without torchrun (no ``WORLD_SIZE``, or 1) this is :func:`resolve_device` and nothing else.
+    Without torchrun (no ``WORLD_SIZE``, or 1) this is :func:`lsbcore.utils.resolve_device` and nothing else.
     Under torchrun: ``device="auto"`` means ``cuda:LOCAL_RANK`` when CUDA is available, else the CPU
     (MPS has no collective backend); the backend is NCCL on CUDA, gloo on the CPU. A multi-node job
     needs nothing more: torchrun's rendezvous sets ``MASTER_ADDR``/``MASTER_PORT`` for every node.

@@ -85,7 +85,9 @@ def run_sampler(bridge, x_start, *, method: str = "sde", steps: int = 20, t0: fl
     part of the face this sampler needs (:class:`lsbcore.MethodUnavailable`, e.g. no backward drift
     hence no ODE, or no start law), a drift refused a time (a singular end point) or the run blew up
     (NaN/inf); then ``result`` is None. ``method`` and ``steps`` are checked first and raise.
-    Notebook 02 §2.5 (the sampler explorer); docs/theory.md §2.
+    Start points must be on the bridge's device (a GPU-trained bridge samples on the GPU); the
+    result comes back on the CPU, for scores and plots. Notebook 02 §2.5 (the sampler explorer);
+    docs/theory.md §2.
     """
     if method not in ("sde", "ode"):
         raise ValueError(f"method must be 'sde' or 'ode', got {method!r}")
@@ -97,6 +99,7 @@ def run_sampler(bridge, x_start, *, method: str = "sde", steps: int = 20, t0: fl
             r = sample(bridge, x_start, method=method, steps=steps, t0=t0, t1=t1, keep_traj=True, seed=seed)
     except (NotImplementedError, FloatingPointError, ValueError) as e:  # MethodUnavailable is a NotImplementedError
         return {"result": None, "w2": None, "error": f"no {method.upper()} run: {e}"}
+    r = r.cpu()                     # a bridge trained on a GPU samples there; scores and plots are on the CPU
     rep = w2_report(r.x, target, seed=seed) if target is not None else None
     return {"result": r, "w2": rep, "error": None}
 

@@ -27,7 +27,7 @@ from .digits import evaluate_digits, load_digits
 from .metrics import w2
 from .nets import DigitsClassifier
 from .sde import SampleResult, sample
-from .utils import Seed, check_int, check_points, check_positive, check_scale, check_seed, generator
+from .utils import Seed, check_int, check_points, check_positive, check_scale, check_seed, generator, resolve_device, same_device, work_device
 
 __all__ = ["METHODS", "sample_codes", "generate_digits", "plot_latent_paths", "sample_size_sweep", "loglog_fit"]
 
@@ -63,6 +63,7 @@ def sample_codes(method: str, points, n: int, *, sigma: float = 1.0, t_gap: floa
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     points = check_points(points, "points")
+    work_device(net=net, points=points)
     if net is not None:
         if method != "heat-learned":
             raise ValueError(f"net is the drift network of method 'heat-learned'; method {method!r} takes no net")
@@ -110,7 +111,8 @@ def sample_codes(method: str, points, n: int, *, sigma: float = 1.0, t_gap: floa
 def generate_digits(autoencoder, method: str = "heat-follmer", n: int = 397, *, n_fit: Optional[int] = None,
                     sigma: float = 1.0, t_gap: float = 0.01, steps: int = 100, seed: int = 0,
                     train_steps: int = 1500, classifier: Optional[DigitsClassifier] = None,
-                    net: Optional[nn.Module] = None, keep_traj: bool = False, progress: bool = False) -> dict:
+                    net: Optional[nn.Module] = None, keep_traj: bool = False, progress: bool = False,
+                    device=None) -> dict:
     """Encode the target digits, run a latent bridge, decode, and (with ``classifier``) evaluate.
 
     The whole of Notebook 03 in one call: p̂ = codes of the first ``n_fit`` target digits (all 700
@@ -121,8 +123,18 @@ def generate_digits(autoencoder, method: str = "heat-follmer", n: int = 397, *, 
     ``codes``, ``images``, ``traj`` (if ``keep_traj``), ``points`` (p̂), ``fit_images`` (the digits
     behind p̂), ``seconds`` and the metrics. ``net``: a fitted drift network for ``"heat-learned"``
     (see :func:`sample_codes`), e.g. ``lsbcore.shipped.shipped_heat_drift(d)`` fitted to all 700 codes.
+    Device: the work happens where ``autoencoder`` lives (load it there:
+    ``lsb.shipped_autoencoder(8, device=dev)``); ``device``, when given, is checked against it, and
+    ``classifier`` and ``net`` must live there too (a ValueError naming them otherwise).
     """
     dev = next(iter(autoencoder.buffers())).device
+    if device is not None and not same_device(resolve_device(device), dev):
+        raise ValueError(f"device={str(device)!r} but autoencoder is on {dev}: load it with "
+                         f"shipped_autoencoder(..., device=device) or move it with .to(device)")
+    for name, model in (("classifier", classifier), ("net", net)):
+        p = next(iter(model.parameters()), None) if isinstance(model, nn.Module) else None
+        if p is not None and not same_device(p.device, dev):
+            raise ValueError(f"{name} is on {p.device} but autoencoder is on {dev}: move {name} with .to({str(dev)!r})")
     x, _ = load_digits("target", device=dev)
     if n_fit is not None:
         n_fit = check_int(n_fit, "n_fit", minimum=2)

@@ -40,7 +40,7 @@ from .nets import DigitsMLP, TimeMLP
 from .rates_table import COLUMN_TYPES, load_table, metric_curves, samples_needed, summarise, verdict
 from .sde import sample
 from .train import fit
-from .utils import check_int, check_points, check_positive, generator
+from .utils import check_int, check_points, check_positive, generator, resolve_device
 
 __all__ = ["Budget", "ManifoldAutoencoder", "AmbientSpace", "OracleSpace", "AMBIENT_SCALES", "fit_manifold_autoencoder", "learned_bridge",
            "generate", "evaluate", "noise_floors", "lipschitz", "rate_sweep", "pretrain_sweep", "stop_sweep",
@@ -244,18 +244,21 @@ def learned_bridge(codes, budget: Budget = Budget(), *, seed: int = 0, progress:
 
     :func:`lsbcore.bridges.follmer.fit_follmer` with a TimeMLP of the budget's width and depth, the
     endpoint parametrisation (the network predicts X1, the drift is (X̂1 − x)/(1 − t): the same
-    minimiser, a better-conditioned regression) and a cosine learning-rate schedule.
+    minimiser, a better-conditioned regression) and a cosine learning-rate schedule. It trains
+    where ``codes`` live (``codes.to(dev)`` for a GPU).
     """
     codes = check_points(codes, "codes").float()
     _check_budget(budget)
-    net = TimeMLP(codes.shape[1], width=budget.width, depth=budget.depth, seed=seed)
+    net = TimeMLP(codes.shape[1], width=budget.width, depth=budget.depth, seed=seed).to(codes.device)
     return fit_follmer(codes, budget.sigma, steps=budget.steps, batch_size=budget.batch_size, net=net, lr=budget.lr,
                        t_gap=budget.t_gap, seed=seed, progress=progress, parametrization="endpoint",
                        schedule="cosine", log_every=500)
 
 
 def generate(space, bridge, n: int, budget: Budget = Budget(), *, t_gap: Optional[float] = None, seed: int = 0):
-    """``n`` points in R^D: run ``bridge`` from the origin to 1 − t_gap, then ``space.decode``."""
+    """``n`` points in R^D: run ``bridge`` from the origin to 1 − t_gap, then ``space.decode``.
+
+    The bridge runs on its network's device; the codes come back to the CPU to be decoded."""
     n = check_int(n, "n")
     _check_budget(budget)
     t_gap = budget.t_gap if t_gap is None else check_positive(t_gap, "t_gap")
@@ -264,8 +267,10 @@ def generate(space, bridge, n: int, budget: Budget = Budget(), *, t_gap: Optiona
     if not (callable(getattr(space, "decode", None)) and isinstance(getattr(space, "latent_dim", None), int)):
         raise TypeError(f"space must have .latent_dim and .decode (an autoencoder or AmbientSpace), "
                         f"got {type(space).__name__}")
-    x0 = origin(n, space.latent_dim, dtype=torch.float32)
-    codes = sample(bridge, x0, steps=budget.sample_steps, t1=1.0 - t_gap, seed=seed).x
+    net = getattr(bridge, "forward_net", None)
+    p = next(iter(net.parameters()), None) if isinstance(net, torch.nn.Module) else None
+    x0 = origin(n, space.latent_dim, dtype=torch.float32, device=p.device if p is not None else None)
+    codes = sample(bridge, x0, steps=budget.sample_steps, t1=1.0 - t_gap, seed=seed).x.cpu()
     with torch.no_grad():
         return space.decode(codes)
 
@@ -358,7 +363,7 @@ def _space(name: str, data: ManifoldData, train, ae, ambient_scale: str):
 
 
 def _family_runs(D: int, d: int, seed: int, ns: Sequence[int], budget: Budget, spaces: Sequence[str], n_gen: int,
-                 family_seed: int, ambient_scale: str = "manifold", span: str = "full") -> list:
+                 family_seed: int, ambient_scale: str = "manifold", span: str = "full", device=None) -> list:
     """All runs of one (D, d*, seed): one autoencoder, then every n and space (see :func:`rate_sweep`)."""
     data = ManifoldData(D, d, seed=family_seed, span=span)
     target = target_sample(data, max(ns), seed)
@@ -379,7 +384,7 @@ def _family_runs(D: int, d: int, seed: int, ns: Sequence[int], budget: Budget, s
             tic = time.perf_counter()
             with torch.no_grad():
                 codes = space.encode(train)
-            bridge = learned_bridge(codes, budget, seed=seed)
+            bridge = learned_bridge(codes if device is None else codes.to(device), budget, seed=seed)
             secs = time.perf_counter() - tic
             x = generate(space, bridge, n_gen, budget, seed=seed)
             rows.append(dict(space=space_name, D=D, d=d, n=n, seed=seed, **evaluate(data, x, train, seed=seed),
@@ -396,7 +401,7 @@ def _run_task(args):
 def rate_sweep(ambient_dims: Sequence[int], intrinsic_dims: Sequence[int], ns: Sequence[int], seeds: Sequence[int],
                budget: Budget = Budget(), *, spaces: Sequence[str] = SPACES, n_gen: int = 10_000, family_seed: int = 0,
                ambient_scale: str = "manifold", span: str = "full", jobs: int = 1, progress: bool = False,
-               log=None) -> list:
+               log=None, device=None) -> list:
     """Error against n for learned bridges in latent and ambient space (Notebook 04 §2–3).
 
     For every D in ``ambient_dims``, d* in ``intrinsic_dims`` (the family ``ManifoldData(D, d*,
@@ -411,8 +416,10 @@ def rate_sweep(ambient_dims: Sequence[int], intrinsic_dims: Sequence[int], ns: S
     runs, ``recon`` (the autoencoder's mean reconstruction error on population points) and ``lip``
     (:func:`lipschitz`'s Jacobian estimate). ``jobs`` > 1 runs the (D, d*, seed) groups in that many
     processes (one thread each; the rows are the same as with ``jobs=1``). ``log`` (a callable taking a
-    string) receives one line per finished group.
+    string) receives one line per finished group. ``device`` (None: the CPU) is where the bridges are
+    learned and sampled; the autoencoders, the data and the metrics (float64) stay on the CPU.
     """
+    device = None if device is None else str(resolve_device(device))
     ambient_dims = [check_int(D, "ambient_dims") for D in ambient_dims]
     intrinsic_dims = [check_int(d, "intrinsic_dims") for d in intrinsic_dims]
     ns = [check_int(n, "ns", minimum=2) for n in ns]
@@ -433,7 +440,7 @@ def rate_sweep(ambient_dims: Sequence[int], intrinsic_dims: Sequence[int], ns: S
             if D < 2 * d:
                 raise ValueError(f"every D must be ≥ 2·d*: D={D}, d*={d}")
     tasks = [(D, d, s, ns, budget, tuple(sp for sp in spaces if sp != "oracle" or D == min(ambient_dims)), n_gen,
-              family_seed, ambient_scale, span)
+              family_seed, ambient_scale, span, device)
              for D in ambient_dims for d in intrinsic_dims for s in seeds]
     if jobs > 1:
         import multiprocessing as mp

@@ -45,6 +45,10 @@ class SampleResult:
     times: torch.Tensor
     nfe: int
 
+    def cpu(self) -> "SampleResult":
+        """The same result with its tensors on the CPU (for metrics, NumPy and plots); no copy on the CPU."""
+        return SampleResult(self.x.cpu(), None if self.traj is None else self.traj.cpu(), self.times.cpu(), self.nfe)
+
 
 def _check_bridge(bridge, method: str, direction: str) -> None:
     need = "velocity" if method == "ode" else ("drift" if direction == "forward" else "backward_drift")

@@ -24,7 +24,7 @@ from torch import nn
 from .autoencoder import Autoencoder, fit_autoencoder, fit_classifier
 from .nets import DigitsClassifier, TimeMLP
 from .checkpoint import load_checkpoint, save_checkpoint, sha256_file
-from .utils import ChecksumError, check_int
+from .utils import ChecksumError, check_int, resolve_device
 
 __all__ = ["DATA_DIR", "MANIFEST_NAME", "SHIPPED", "sha256_file", "write_manifest", "verify_file",
            "checkpoint_name", "load_shipped", "shipped_autoencoder", "shipped_classifier", "rebuild_data",
@@ -151,7 +151,7 @@ def load_shipped(name_or_path, *, data_dir=DATA_DIR, device=None) -> nn.Module:
     model.load_state_dict(ckpt["state"])
     model.config = cfg
     model.eval()
-    return model.to(device) if device is not None else model
+    return model.to(resolve_device(device)) if device is not None else model
 
 
 def shipped_autoencoder(latent_dim: int = 8, *, kind: str = "ae", shift: float = 1.0, data_dir=DATA_DIR,

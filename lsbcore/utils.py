@@ -9,7 +9,7 @@ import math
 import os
 import random
 from numbers import Real
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -319,3 +319,98 @@ def as_matrix(value, name: str, d: int, *, dtype=torch.float64, device=None, kin
 def is_fast() -> bool:
     """True when ``LSB_FAST=1``: notebooks and benchmarks shrink their sizes (same code, smaller)."""
     return os.environ.get("LSB_FAST", "0") not in ("", "0", "false", "False")
+
+
+_best_device = device      # resolve_device's argument is called ``device`` too
+
+#: the device kinds a notebook's ``DEVICE`` parameter may name ("auto" picks the best available)
+DEVICE_KINDS = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(device="auto", name: str = "device") -> torch.device:
+    """The device a notebook or trainer asks for, checked to exist on this machine.
+
+    ``"auto"`` → :func:`device` (CUDA, then MPS, then the CPU); ``"cpu"``, ``"cuda"``, ``"cuda:1"``,
+    ``"mps"`` or a ``torch.device`` → that device. A name torch does not know (``"gpu"``), a device
+    this machine lacks (``"cuda"`` on a CPU-only torch) or a non-string (``3``) raises a
+    ValueError/TypeError naming ``name``, instead of a torch error deep inside training.
+    Notebooks call it once after their parameters cell: ``DEV = lsb.resolve_device(DEVICE)``.
+    """
+    if isinstance(device, str) and device == "auto":
+        return _best_device()
+    if isinstance(device, bool) or not isinstance(device, (str, torch.device)):
+        raise TypeError(f"{name} must be 'auto', 'cpu', 'cuda', 'cuda:K', 'mps' or a torch.device, "
+                        f"got {type(device).__name__}")
+    if isinstance(device, str):
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise ValueError(f"{name} must be one of {DEVICE_KINDS} (or 'cuda:K'), got {device!r}") from None
+    else:
+        dev = device
+    if dev.type not in DEVICE_KINDS:
+        raise ValueError(f"{name} must be one of {DEVICE_KINDS} (or 'cuda:K'), got {str(device)!r}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name}={str(device)!r} but torch sees no CUDA device (a CPU build of torch, "
+                             "or no GPU): use 'cpu' or 'auto'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"{name}={str(device)!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"{name}='mps' but Apple's Metal backend is not available here: use 'cpu' or 'auto'")
+    return dev
+
+
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """Two devices are the same place (``cuda`` and ``cuda:0`` are, when 0 is the current GPU)."""
+    if a.type != b.type:
+        return False
+    if a.type != "cuda" or a.index == b.index:
+        return True
+    cur = torch.cuda.current_device()
+    return (a.index if a.index is not None else cur) == (b.index if b.index is not None else cur)
+
+
+def work_device(device=None, *, net=None, **data) -> Optional[torch.device]:
+    """Where a trainer works: the data's device, else ``device``, else the net's; ``None`` if nothing says.
+
+    ``data`` are the trainer's inputs by argument name (tensors count, anything else is ignored).
+    The tensors must share one device; ``device`` (when given) must be available
+    (:func:`resolve_device`, ``"auto"`` allowed) and agree with the tensors; a ``net`` (an
+    ``nn.Module``) must have its parameters there too. Each disagreement is a ValueError naming the
+    arguments, raised before any training starts.
+    """
+    dev = None if device is None else resolve_device(device)
+    tensors = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+    if tensors:
+        where = check_same_device(**tensors)
+        first = next(iter(tensors))
+        if dev is not None and not same_device(dev, where):
+            raise ValueError(f"device={str(device)!r} but {first} is on {where}: move the data with "
+                             f"{first}.to(device), or leave device=None")
+        dev = where
+    if net is not None:
+        p = next(iter(net.parameters()), None) if hasattr(net, "parameters") else None
+        if p is not None:
+            if dev is None:
+                dev = p.device
+            elif not same_device(dev, p.device):
+                what = f"the data ({next(iter(tensors))})" if tensors else f"device={str(device)!r}"
+                raise ValueError(f"net is on {p.device} but {what} on {dev}: move the net with net.to({str(dev)!r})")
+    return dev
+
+
+def on_device_source(source: Callable, dev: torch.device) -> Callable:
+    """A sampler ``(n, gen) → points`` on ``dev`` from a sampler that works on the CPU.
+
+    The training loop's generator lives on the net's device; a marginal or callable whose numbers are
+    made on the CPU cannot use it. So each call draws one int seed from ``gen`` (on ``dev``), samples
+    on the CPU with a CPU generator of that seed, and moves the points to ``dev``: the same numbers for
+    the same seed, at the cost of one small host transfer per minibatch.
+    """
+    def draw(n, gen):
+        s = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device))
+        return source(n, generator(s)).to(dev)
+    return draw

@@ -104,19 +104,22 @@ def evaluate_digit_model(bridge: VSDM, classifier, *, autoencoder=None, nfes=NFE
                          seed: int = 0) -> dict:
     """Score PF-ODE (Heun) samples at each NFE: NFE → {"fdd", "tv_classes", "class_hist", "confidence",
     "memorisation"}, all on ``n`` decoded digits against the test split (memorisation: against the
-    training digits). Notebook 07 §2.1–2.3."""
+    training digits). The samples are drawn on the bridge's device and scored on the classifier's.
+    Notebook 07 §2.1–2.3."""
     if not isinstance(bridge, VSDM):
         raise TypeError(f"bridge must be a VSDM, got {type(bridge).__name__}")
     n = check_int(n, "n", minimum=2)
-    test, _ = load_digits("test")
-    train, _ = load_digits("target")
+    cdev = next(classifier.parameters()).device        # scored where the classifier lives
+    adev = next(iter(autoencoder.buffers())).device if autoencoder is not None else cdev
+    test, _ = load_digits("test", device=cdev)
+    train, _ = load_digits("target", device=cdev)
     out = {}
     for nfe in nfes:
         nfe = check_int(nfe, "nfe", minimum=2)
         if nfe % 2:
             raise ValueError(f"nfe must be even (Heun: 2 evaluations per step), got {nfe}")
         res = bridge.sample(n, method="ode", steps=nfe // 2, seed=seed)
-        images = decode(res.x.float(), autoencoder)
+        images = decode(res.x.float().to(adev), autoencoder).to(cdev)
         ev = evaluate_digits(images, classifier, reference=test)
         out[nfe] = {"fdd": ev["fdd"], "tv_classes": ev["tv_classes"], "class_hist": ev["class_hist"].tolist(),
                     "confidence": ev["confidence"], "memorisation": memorisation_ratio(images, train, test),

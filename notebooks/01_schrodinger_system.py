@@ -74,7 +74,7 @@ N_SAMPLES = 500 if FAST else 1500  # points per marginal for Sinkhorn on samples
 GRID_1D = 301 if FAST else 601     # nodes of the 1-D grid
 GRID_2D = 48 if FAST else 72       # nodes per axis of the 2-D grid
 SEED = 0
-DEVICE = "cpu"   # "auto": lsb.device() picks CUDA, then MPS, then CPU; float64 work stays on the CPU
+DEVICE = "cpu"   # checked but changes nothing here: every computation is a float64 grid/Sinkhorn solve or closed form, no network, so it runs on the CPU
 
 # %%
 import math
@@ -86,6 +86,8 @@ from IPython.display import display
 from lsbcore import widgets as W
 from lsbcore.plotting import coupling_image, density_curves, density_image, new_axes
 from lsbcore.schrodinger import log_sinkhorn_step
+
+DEV = lsb.resolve_device(DEVICE)   # validated for uniformity with notebooks 02–07; nothing below trains a network
 
 torch.set_default_dtype(torch.float64)  # the grid and closed form agree to 1e-8: keep float64 here
 

@@ -82,7 +82,7 @@ N_SF = 300 if FAST else 800            # paths per sampler in §2.8
 K_SF = 20                              # Euler steps of every sampler in §2.8 (training and sampling)
 FIT_STEPS_1D = 200   # Adam steps per fit in the 1-D IPF vs IMF comparison (§2.6; enough for 1-D, same in FAST)
 SEED = 0
-DEVICE = "cpu"   # "auto": lsb.device() picks CUDA, then MPS, then CPU; float64 work stays on the CPU
+DEVICE = "cpu"   # "cpu" (CI); "auto": CUDA, then MPS, then CPU; "cuda"/"cuda:K"/"mps": that one. Training runs there; float64 work and plots stay on the CPU
 
 # %%
 import math
@@ -94,6 +94,8 @@ from lsbcore import widgets as W
 from lsbcore.bridges.follmer import gaussian_follmer_drift
 from lsbcore.metrics import bures_w2_to_gaussian
 from lsbcore.plotting import new_axes, paths2d, scatter2d
+
+DEV = lsb.resolve_device(DEVICE)   # checked once: trainers and learned samplers below run on DEV
 
 # %% [markdown]
 # ## 1 · Theory
@@ -248,8 +250,9 @@ mu = lsb.Gaussian(m_f, s_f**2)
 drifts = {
     "exact": GaussianFollmer(m_f, s_f, sigma_f),
     "Monte Carlo": lsb.FollmerMC(mu, sigma_f, n_mc=N_MC, seed=SEED),
-    "learned": lsb.fit_follmer(mu, sigma_f, steps=FOLLMER_STEPS, progress=False, seed=SEED),
+    "learned": lsb.fit_follmer(mu, sigma_f, steps=FOLLMER_STEPS, progress=False, seed=SEED, device=DEV),
 }
+on = {"exact": DEV, "Monte Carlo": torch.device("cpu"), "learned": DEV}   # FollmerMC reads μ's density on the CPU
 
 # %% [markdown]
 # Compare the drifts where the process actually goes: $X_t = t X_1 + \sigma\sqrt{t(1-t)}Z$, t ∈ [0, 0.9].
@@ -261,7 +264,7 @@ x_eval = t_eval * mu.sample(1000, seed=gen) + sigma_f * (t_eval * (1 - t_eval)).
 b_exact = drifts["exact"].drift(x_eval, t_eval)
 rel_err = {}
 for name in ("Monte Carlo", "learned"):
-    diff = drifts[name].drift(x_eval, t_eval) - b_exact
+    diff = drifts[name].drift(x_eval.to(on[name]), t_eval.to(on[name])).cpu() - b_exact
     rel_err[name] = float(diff.pow(2).sum(1).mean().sqrt() / b_exact.pow(2).sum(1).mean().sqrt())
     print(f"{name:12s} relative RMS drift error: {rel_err[name]:.3f}")
 # Monte-Carlo error ≈ c/√N_MC, c ≈ 3–4 here (the spread of the importance weights f(y_j))
@@ -270,7 +273,7 @@ assert rel_err["learned"] < (0.2 if FAST else 0.1)     # a fit, not an identity:
 
 # %%
 start = torch.zeros(N, 2)
-finals = {name: lsb.sample(br, start, steps=50, seed=SEED).x for name, br in drifts.items()}
+finals = {name: lsb.sample(br, start.to(on[name]), steps=50, seed=SEED).x.cpu() for name, br in drifts.items()}
 floor = bures_w2_to_gaussian(mu.sample(N, seed=SEED + 4), m_f, s_f**2 * torch.eye(2))
 for name, xf in finals.items():
     d = bures_w2_to_gaussian(xf, m_f, s_f**2 * torch.eye(2))
@@ -318,17 +321,17 @@ sigma_bm = 0.5
 matched = {}
 for i, c in enumerate(("independent", "sinkhorn")):
     fwd = lsb.fit_bridge(source, target, sigma_bm, coupling=c, direction="forward", steps=TRAIN_STEPS,
-                     progress=False, seed=SEED + 10 * i)
+                     progress=False, seed=SEED + 10 * i, device=DEV)
     bwd = lsb.fit_bridge(source, target, sigma_bm, coupling=c, direction="backward", steps=TRAIN_STEPS,
-                     progress=False, seed=SEED + 10 * i + 1)
+                     progress=False, seed=SEED + 10 * i + 1, device=DEV)
     matched[c] = lsb.MatchedBridge(fwd.forward_net, sigma_bm, bwd.backward_net)
 
 # %%
 x_start = source.sample(N, seed=SEED + 7)
 stats = {}
 for c, br in matched.items():
-    ode = lsb.sample(br, x_start, method="ode", steps=10, keep_traj=True)
-    sde = lsb.sample(br, x_start, method="sde", steps=100, seed=SEED)
+    ode = lsb.sample(br, x_start.to(DEV), method="ode", steps=10, keep_traj=True).cpu()
+    sde = lsb.sample(br, x_start.to(DEV), method="sde", steps=100, seed=SEED).cpu()
     stats[c] = {"straightness": lsb.straightness(ode), "W2 ODE (NFE 20)": lsb.w2_report(ode.x, target, seed=SEED),
                 "W2 SDE (NFE 100)": lsb.w2_report(sde.x, target, seed=SEED), "ode": ode}
     print(f"{c:12s} straightness {stats[c]['straightness']:.3f} | ODE: {stats[c]['W2 ODE (NFE 20)']} | "
@@ -385,8 +388,9 @@ assert max(err["sde"][-1], err["ode"][-1]) < 3 * floor_g + 0.02  # … until bot
 nfes_l = [2, 4, 10, 20, 50, 100]
 w2_l = {"sde": [], "ode": []}
 for nfe in nfes_l:
-    w2_l["sde"].append(lsb.w2_report(lsb.sample(matched["sinkhorn"], x_start, steps=nfe, seed=SEED).x, target, seed=SEED).w2)
-    w2_l["ode"].append(lsb.w2_report(lsb.sample(matched["sinkhorn"], x_start, method="ode", steps=nfe // 2).x,
+    w2_l["sde"].append(lsb.w2_report(lsb.sample(matched["sinkhorn"], x_start.to(DEV), steps=nfe, seed=SEED).x.cpu(),
+                                     target, seed=SEED).w2)
+    w2_l["ode"].append(lsb.w2_report(lsb.sample(matched["sinkhorn"], x_start.to(DEV), method="ode", steps=nfe // 2).x.cpu(),
                                  target, seed=SEED).w2)
 floor_l = lsb.w2_report(target.sample(N, seed=SEED + 8), target, seed=SEED).floor
 print("NFE      ", nfes_l)
@@ -427,7 +431,7 @@ plt.show()
 
 # %%
 n_show = 400
-explorer = {f"bridge matching, {c}": (br, x_start[:n_show], target) for c, br in matched.items()}
+explorer = {f"bridge matching, {c}": (br, x_start[:n_show].to(DEV), target) for c, br in matched.items()}
 explorer["Gaussian SB (closed form)"] = (gauss, xg[:n_show], lsb.Gaussian(m1, S1))
 explorer["Brownian bridge pinned at moon points"] = (
     lsb.BrownianBridge(target.sample(n_show, seed=SEED + 12), sigma=sigma_bm), x_start[:n_show], target)
@@ -465,19 +469,20 @@ x0_eval = p0_1d.sample(4000, seed=SEED + 20)   # fresh p0 draws, the same for ev
 
 def coupling_stats(bridge):
     """Cov(X0, X1) and E X1 of the bridge's forward SDE run from x0_eval."""
-    x1 = lsb.sample(bridge, x0_eval, steps=K_1D, seed=SEED + 21).x
+    x1 = lsb.sample(bridge, x0_eval.to(DEV), steps=K_1D, seed=SEED + 21).x.cpu()
     return {"cov": float(((x0_eval - x0_eval.mean()) * (x1 - x1.mean())).mean()), "m1": float(x1.mean())}
 
 
 ipf = lsb.dsb(p0_1d, p1_1d, sigma_1d, iterations=ROUNDS, steps=FIT_STEPS_1D, sim_steps=K_1D, width=32, depth=2,
-              batch_size=512, lr=3e-3, ema=0.99, schedule="cosine", seed=SEED, progress=False,
+              batch_size=512, lr=3e-3, ema=0.99, schedule="cosine", seed=SEED, progress=False, device=DEV,
               callback=lambda n, bridge: coupling_stats(bridge))
 # lsb.imf has no per-iteration callback; it is deterministic for a seed, so iteration n is simply a run
 # with 2n − 2 refits after the first fit (its first fits repeat those of the shorter runs)
 imf_hist = []
 for n in range(1, ROUNDS + 1):
     br = lsb.imf(p0_1d, p1_1d, sigma_1d, iterations=2 * n - 2, steps=FIT_STEPS_1D, batch_size=512,
-                 sample_steps=K_1D, net=TimeMLP(1, 32, 2, seed=SEED), lr=3e-3, ema=0.99, seed=SEED, progress=False)
+                 sample_steps=K_1D, net=TimeMLP(1, 32, 2, seed=SEED).to(DEV), lr=3e-3, ema=0.99, seed=SEED,
+                 progress=False, device=DEV)
     imf_hist.append(coupling_stats(br))
 ipf_exact = gaussian_ipf_iterates(-1.0, 1.0, 1.0, 1.0, sigma_1d, ROUNDS)   # (Cov, E X1, Var X1) per round
 c_sb = float(lsb.GaussianBridge(-1.0, 1.0, 1.0, 1.0, sigma_1d).cross_cov)
@@ -675,10 +680,10 @@ plt.show()
 # %%
 gmm_t = GaussianMixtureTarget([0.3, 0.3, 0.4], [[-2.0, 0.0], [2.0, 0.0], [0.0, 2.5]], [0.5, 0.5, 0.6], log_z=2.0)
 sampler = fit_follmer_sampler(gmm_t, sigma=1.0, steps=SAMPLER_STEPS, batch_size=128, sim_steps=K_SF, lr=3e-3,
-                              seed=SEED, progress=False)
+                              seed=SEED, progress=False, device=DEV)
 runs_sf = {"learned": sampler, "Monte Carlo": lsb.FollmerMC(gmm_t, 1.0, n_mc=300, seed=SEED, dim=2),
            "u = 0": LearnedFollmer(lambda x, t: torch.zeros_like(x), 1.0, dim=2)}
-est_sf = {name: estimate_log_z(br, gmm_t, n=N_SF, steps=K_SF, seed=SEED + 1) for name, br in runs_sf.items()}
+est_sf = {name: estimate_log_z(br, gmm_t, n=N_SF, steps=K_SF, seed=SEED + 1).cpu() for name, br in runs_sf.items()}
 floor_sf = lsb.w2_report(gmm_t.sample(N_SF, seed=SEED + 2).float(), gmm_t, seed=SEED).floor
 for name, e in est_sf.items():
     print(f"{name:12s} {e}   error {e.log_z - gmm_t.log_z:+.3f}   W2 of X_1 to μ: "
@@ -716,7 +721,7 @@ from lsbcore.bridges.densities import NealsFunnel
 
 funnel_t = NealsFunnel(3)
 funnel_sampler = fit_follmer_sampler(funnel_t, sigma=1.0, steps=SAMPLER_STEPS // 4, batch_size=128, sim_steps=K_SF,
-                                     lr=3e-3, seed=SEED, progress=False, grad_clip=10.0)
+                                     lr=3e-3, seed=SEED, progress=False, grad_clip=10.0, device=DEV)
 W.follmer_sampler_explorer({"three blobs (2-D)": gmm_t, "Neal's funnel (3-D)": funnel_t},
                          {"three blobs (2-D)": sampler, "Neal's funnel (3-D)": funnel_sampler},
                          n=N_SF, steps=K_SF, n_mc=300, seed=SEED)

@@ -77,7 +77,7 @@ HEAT_STEPS = 500                  # FAST only: steps of the live learned-drift f
 STEPS = 50 if FAST else 100       # Euler–Maruyama steps of every sampler
 N_GEN = 397                       # generated digits per method (= size of the held-out test split)
 SEED = 0
-DEVICE = "cpu"   # "auto": lsb.device() picks CUDA, then MPS, then CPU; float64 work stays on the CPU
+DEVICE = "cpu"   # "cpu" (CI); "auto": CUDA, then MPS, then CPU; "cuda"/"cuda:K"/"mps": that one. Models and bridges run there; results come back to the CPU
 
 # %%
 import matplotlib.pyplot as plt
@@ -89,6 +89,12 @@ from lsbcore.digits import SHIFT_KINDS, classifier_accuracy, evaluate_digits, pl
 
 # The networks here are tiny: one thread is as fast as several and never oversubscribes a shared CPU.
 torch.set_num_threads(1)
+DEV = lsb.resolve_device(DEVICE)   # checked once: every model, bridge and sampler below runs on DEV
+
+
+def to_cpu(result: dict) -> dict:
+    """A generate_digits result with its tensors on the CPU, for tables and plots (no copy on the CPU)."""
+    return {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in result.items()}
 
 # %% [markdown]
 # ## 1. Data and the distribution shift
@@ -131,11 +137,11 @@ plt.show()
 
 # %%
 if RETRAIN:
-    ae = fit_autoencoder(8, steps=600 if FAST else 3000)
-    clf = fit_classifier(steps=500 if FAST else 2000)
+    ae = fit_autoencoder(8, steps=600 if FAST else 3000, device=DEV)
+    clf = fit_classifier(steps=500 if FAST else 2000, device=DEV)
 else:
-    ae = lsb.shipped_autoencoder(8)           # d* = 8, translation shift of strength 1
-    clf = lsb.shipped_classifier()
+    ae = lsb.shipped_autoencoder(8, device=DEV)           # d* = 8, translation shift of strength 1
+    clf = lsb.shipped_classifier(device=DEV)
 acc = classifier_accuracy(clf, "test")
 print(f"classifier accuracy on the 397 held-out test digits: {acc:.3f}")
 assert acc > 0.93
@@ -209,10 +215,10 @@ torch.testing.assert_close(heat_flow_drift(z, t, z_pts, sigma), score)
 floor = real_digits_floor(clf, ae)
 methods = ["heat-follmer", "heat-gaussian", "follmer", "imf", "random"]
 runs = {}
-for space_name, space in (("latent d*=8", ae), ("pixels 64-D", PixelSpace())):
+for space_name, space in (("latent d*=8", ae), ("pixels 64-D", PixelSpace().to(DEV))):
     for m in methods:
-        runs[space_name, m] = lsb.generate_digits(space, m, N_GEN, sigma=1.0, t_gap=0.01, steps=STEPS,
-                                                train_steps=TRAIN_STEPS, classifier=clf, seed=SEED)
+        runs[space_name, m] = to_cpu(lsb.generate_digits(space, m, N_GEN, sigma=1.0, t_gap=0.01, steps=STEPS,
+                                                       train_steps=TRAIN_STEPS, classifier=clf, seed=SEED))
 
 # %%
 print(f"{'space':12s} {'method':14s} {'FDD':>7s} {'W2 px':>7s} {'lat W2':>7s} {'cls TV':>7s} {'conf':>6s} {'sec':>6s}")
@@ -236,7 +242,7 @@ plt.show()
 # %%
 fig, ax = plt.subplots(figsize=(6, 3), constrained_layout=True)
 ax.bar(range(10), runs["latent d*=8", "heat-follmer"]["class_hist"], width=0.4, label="latent heat-flow SB")
-ax.bar([k + 0.4 for k in range(10)], evaluate_digits(x_test, clf)["class_hist"], width=0.4, label="test digits")
+ax.bar([k + 0.4 for k in range(10)], evaluate_digits(x_test.to(DEV), clf)["class_hist"].cpu(), width=0.4, label="test digits")
 ax.set_xticks(range(10))
 ax.set_xlabel("predicted class")
 ax.set_ylabel("fraction of images")
@@ -302,10 +308,10 @@ heat_nets = {}
 for d in DIMS:
     if FAST:   # the same regression, shorter: the asserts below test numbers computed here
         with torch.no_grad():
-            codes_d = lsb.shipped_autoencoder(d).encode(x_target)
+            codes_d = lsb.shipped_autoencoder(d, device=DEV).encode(x_target.to(DEV))
         heat_nets[d] = lsb.fit_heat_flow(codes_d, 1.0, t_gap=0.01, steps=HEAT_STEPS, seed=SEED, progress=False).net
     else:      # 6000 steps, fitted by `python -m lsbcore rebuild-data`
-        heat_nets[d] = shipped_heat_drift(d)
+        heat_nets[d] = shipped_heat_drift(d, device=DEV)
 
 # %% [markdown]
 # First, how close is b_θ to b*? On the training codes noised to time t (Z_t = z_i + σ√(1−t) ε), the
@@ -323,7 +329,7 @@ for d in DIMS:
         for t_ in ts:
             z_t = codes_d + (1 - t_) ** 0.5 * torch.randn(codes_d.shape, generator=g)
             exact = heat_flow_drift(z_t, t_, codes_d, 1.0)
-            gaps.append(float((heat_nets[d](z_t, t_) - exact).norm() / exact.norm()))
+            gaps.append(float((heat_nets[d](z_t.to(DEV), t_).cpu() - exact).norm() / exact.norm()))
     ax.plot(ts, gaps, "o-", label=f"d* = {d}")
 ax.set_xlabel("time t (data at t = 1)")
 ax.set_ylabel("‖b_θ − b*‖ / ‖b*‖ on noised codes")
@@ -337,14 +343,14 @@ plt.show()
 # %%
 drift_runs = {}
 for d in DIMS:
-    ae_d = lsb.shipped_autoencoder(d)
+    ae_d = lsb.shipped_autoencoder(d, device=DEV)
     with torch.no_grad():
-        test_codes = ae_d.encode(x_test)
+        test_codes = ae_d.encode(x_test.to(DEV))
     for m in ("heat-gaussian", "heat-learned"):
         r = lsb.generate_digits(ae_d, m, N_GEN, sigma=1.0, t_gap=0.01, steps=STEPS, classifier=clf, seed=SEED,
                                 net=heat_nets[d] if m == "heat-learned" else None)
         r["memorisation"] = lsb.memorisation_ratio(r["codes"], r["points"], test_codes)
-        drift_runs[d, m] = r
+        drift_runs[d, m] = to_cpu(r)
 print(f"{'d*':>3s} {'drift':14s} {'FDD':>7s} {'lat W2':>7s} {'cls TV':>7s} {'mem. r':>7s}")
 for (d, m), r in drift_runs.items():
     name = "exact b*" if m == "heat-gaussian" else "learned b_θ"
@@ -423,7 +429,7 @@ for d in (8, 16):
 # %%
 shift_rows = []
 for s in (0.0, 1.0, 2.0):
-    ae_s = lsb.shipped_autoencoder(8, shift=s)
+    ae_s = lsb.shipped_autoencoder(8, shift=s, device=DEV)
     fl = real_digits_floor(clf, ae_s)
     r = lsb.generate_digits(ae_s, "heat-follmer", N_GEN, steps=STEPS, classifier=clf, seed=SEED)
     shift_rows.append((s, fl["reconstruction_fdd"], r["fdd"], r["w2"]))
@@ -451,9 +457,13 @@ assert shift_rows[2][1] > shift_rows[0][1]  # a stronger shift costs reconstruct
 # memorisation); σ = 0.1 versus σ = 3 with the Gaussian start; d* = 2 versus 16.
 
 # %%
+import copy
+
 from lsbcore import widgets as W
 
-explorer = W.latent_bridge_explorer({d: lsb.shipped_autoencoder(d) for d in (2, 4, 8, 16)}, classifier=clf,
+# the widgets redraw on every slider move with small batches: they run on the CPU whatever DEV is
+clf_cpu, ae_cpu = copy.deepcopy(clf).cpu(), copy.deepcopy(ae).cpu()
+explorer = W.latent_bridge_explorer({d: lsb.shipped_autoencoder(d) for d in (2, 4, 8, 16)}, classifier=clf_cpu,
                                     steps=STEPS, latent_dim=2)
 explorer
 
@@ -462,7 +472,7 @@ explorer
 
 # %%
 a, b = int((y_test == 1).nonzero()[0]), int((y_test == 7).nonzero()[0])
-W.interpolation_explorer(ae, x_test, a=a, b=b, steps=10)
+W.interpolation_explorer(ae_cpu, x_test, a=a, b=b, steps=10)
 
 # %% [markdown]
 # ## 7. Discussion

@@ -66,7 +66,7 @@ SEEDS = [0, 1] if FAST else [0, 1, 2]      # seeds of the live slice (§4)
 SLICE_N = 4096                              # training samples in the live slice
 SLICE_SPACES = ("latent", "ambient") if FAST else ("latent", "ambient", "oracle")
 SLICE_GEN = 3000 if FAST else 5000          # generated points per run of the slice
-DEVICE = "cpu"   # "auto": lsb.device() picks CUDA, then MPS, then CPU; float64 work stays on the CPU
+DEVICE = "cpu"   # "cpu" (CI); "auto": CUDA, then MPS, then CPU; "cuda"/"cuda:K"/"mps": that one. The live slice's bridges train there; autoencoders and float64 metrics stay on the CPU
 
 # %%
 import matplotlib.pyplot as plt
@@ -79,6 +79,7 @@ from lsbcore.latent import loglog_fit
 from lsbcore.manifold import ManifoldData
 
 torch.set_num_threads(1)  # tiny networks: one thread is fastest and never oversubscribes a shared CPU
+DEV = lsb.resolve_device(DEVICE)   # checked once: the live slice (§4) learns its bridges on DEV
 
 # %% [markdown]
 # ## 1. Theory: the terms of the bound
@@ -190,7 +191,8 @@ print("noise floors, d* = 2 (exact samples):", {k: round(v, 4) for k, v in floor
 
 # %%
 slice_budget = rates.Budget(steps=600, ae_steps=800, pretrain_size=5000)
-live = rates.rate_sweep([16, 256], [2], [SLICE_N], SEEDS, slice_budget, spaces=SLICE_SPACES, n_gen=SLICE_GEN)
+live = rates.rate_sweep([16, 256], [2], [SLICE_N], SEEDS, slice_budget, spaces=SLICE_SPACES, n_gen=SLICE_GEN,
+                        device=DEV)
 print(f"{'space':8s} {'D':>4s} {'seed':>4s} {'SW2':>7s} {'W2':>7s} {'off':>7s} {'memo':>6s}")
 for r in live:
     print(f"{r['space']:8s} {r['D']:4d} {r['seed']:4d} {r['sw2']:7.4f} {r['w2']:7.4f} {r['off']:7.4f} {r['memo']:6.3f}")

@@ -80,7 +80,7 @@ N_EVAL = 500 if FAST else 1000            # samples for W2
 FBSDE_STEPS = 300 if FAST else 1000       # joint Adam steps on the simulated path KL (§2.6)
 FBSDE_BATCH = 128 if FAST else 256        # encoder paths per step (§2.6)
 SEED = 0
-DEVICE = "cpu"   # "auto": lsb.device() picks CUDA, then MPS, then CPU; float64 work stays on the CPU
+DEVICE = "cpu"   # "cpu" (CI); "auto": CUDA, then MPS, then CPU; "cuda"/"cuda:K"/"mps": that one. The SB-VAE trainers run there; the exact linear model (float64) stays on the CPU
 
 # %%
 import math
@@ -94,6 +94,8 @@ from lsbcore.bridges.sbvae_pathkl import path_kl_mc
 from lsbcore.linear_sde import gaussian_kl
 from lsbcore.marginals import eight_gaussians
 from lsbcore.plotting import new_axes, scatter2d
+
+DEV = lsb.resolve_device(DEVICE)   # checked once: the SB-VAE trainers of §2.5–2.6 run on DEV
 
 torch.set_num_threads(1)   # tiny models: one thread is fastest (no thread wake-ups)
 D64 = torch.float64
@@ -246,11 +248,11 @@ W.sbvae_tradeoff_explorer(2.0, 0.5, strength=0.5, T=1.0)
 # %%
 data = eight_gaussians(N_DATA, seed=SEED, radius=4.0)
 target = eight_gaussians(2 * N_EVAL, seed=SEED + 1, radius=4.0)
-runs = {s: lsb.fit_sbvae(data, schedule=s, steps=DECODER_STEPS, seed=SEED) for s in ("joint", "staged")}
+runs = {s: lsb.fit_sbvae(data.to(DEV), schedule=s, steps=DECODER_STEPS, seed=SEED) for s in ("joint", "staged")}
 reports = {}
 print(f"{'schedule':9s} {'encoder steps':>13s} {'decoder steps':>13s} {'wall s':>7s} {'final prior loss':>16s}  W2")
 for s, run in runs.items():
-    x = run.bridge.sample(N_EVAL, steps=100, seed=SEED)
+    x = run.bridge.sample(N_EVAL, steps=100, seed=SEED).cpu()
     reports[s] = (x, lsb.w2_report(x, target, seed=SEED))
     print(f"{s:9s} {run.encoder_steps:13d} {run.decoder_steps:13d} {run.seconds:7.1f} "
           f"{run.prior_losses[-1]:16.3f}  {reports[s][1]}")
@@ -338,15 +340,15 @@ H_DATA = math.log(8) + math.log(2 * math.pi * math.e * 0.1)
 held_out = eight_gaussians(1000, seed=SEED + 2, radius=4.0)
 fb, fb_rows = {}, {}
 for enc in ("linear", "mlp"):
-    fb[enc] = lsb.fit_sbvae(data, objective="path_kl", encoder=enc, steps=FBSDE_STEPS, batch_size=FBSDE_BATCH,
+    fb[enc] = lsb.fit_sbvae(data.to(DEV), objective="path_kl", encoder=enc, steps=FBSDE_STEPS, batch_size=FBSDE_BATCH,
                             sde_steps=20, seed=SEED)
     e, net = fb[enc].bridge.encoder, fb[enc].bridge.net
     with torch.no_grad():
-        chain = path_kl_mc(e, net, held_out, steps=20, form="discrete", data_entropy=H_DATA, seed=SEED)
-        fine = path_kl_mc(e, net, held_out, steps=100, form="continuous", data_entropy=H_DATA, seed=SEED)
-    x = fb[enc].bridge.sample(N_EVAL, steps=20, t_gap=0.0, seed=SEED)      # the 20-step chain
+        chain = path_kl_mc(e, net, held_out.to(DEV), steps=20, form="discrete", data_entropy=H_DATA, seed=SEED)
+        fine = path_kl_mc(e, net, held_out.to(DEV), steps=100, form="continuous", data_entropy=H_DATA, seed=SEED)
+    x = fb[enc].bridge.sample(N_EVAL, steps=20, t_gap=0.0, seed=SEED).cpu()      # the 20-step chain
     fb_rows[enc] = dict(chain=chain, fine=fine, x=x, w2=lsb.w2_report(x, target, seed=SEED))
-prior_lin = float(empirical_prior_loss(fb["linear"].bridge.encoder, held_out, n_mc=2000, seed=SEED))
+prior_lin = float(empirical_prior_loss(fb["linear"].bridge.encoder, held_out.to(DEV), n_mc=2000, seed=SEED))
 start = fb["linear"].losses[0] - H_DATA      # step 0 is the same for both: u ≡ 0, same decoder and batch
 print(f"bound at the start (u ≡ 0, untrained decoder, one batch): {start:.2f} nats")
 print(f"{'encoder':8s} {'steps':>5s} {'wall s':>7s} {'chain KL, 20 steps':>19s} {'continuous, 100 steps':>22s}  W2")

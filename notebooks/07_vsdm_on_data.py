@@ -90,7 +90,7 @@ N_TRAIN_SERIES = 5000 if FAST else 20000        # simulated training windows of 
 N_TEST_SERIES = 200 if FAST else 500            # test windows scored live
 N_ENSEMBLE = 100 if FAST else 200               # ensemble members per forecast
 SEED = 0
-DEVICE = "cpu"   # small MLPs on 64-D digits and 36-D futures: the CPU is the right device here
+DEVICE = "cpu"   # "cpu" (CI; small MLPs on 64-D digits and 36-D futures are fast there); "auto": CUDA, then MPS, then CPU; "cuda"/"cuda:K": that one. The live models train and sample there; scores come back to the CPU
 
 # %%
 import math
@@ -109,6 +109,7 @@ from lsbcore.plotting import new_axes
 from lsbcore.shipped import shipped_classifier
 
 torch.set_num_threads(1)   # small models: one thread is fastest (no thread wake-ups)
+DEV = lsb.resolve_device(DEVICE)   # checked once: the live digit models and forecasters train on DEV
 bench = VD.shipped_data_bench()
 NFES = VD.NFES
 
@@ -283,14 +284,14 @@ def digit_cfg(model, steps, **extra):
 
 live = {}
 for model in ("VP", "VSDM"):
-    res = fit_vsdm_diag(pixels, seed=SEED, progress=False, **digit_cfg(model, STEPS_DIGITS))
+    res = fit_vsdm_diag(pixels.to(DEV), seed=SEED, progress=False, **digit_cfg(model, STEPS_DIGITS))
     live[model] = (res, VD.evaluate_digit_model(res.bridge, classifier, nfes=NFES, n=700, seed=SEED))
     print(f"{model:5s} ({STEPS_DIGITS} steps, {len(res.A_history) - 1} A-steps): "
           + " ".join(f"FDD@{k} {live[model][1][k]['fdd']:5.1f}" for k in NFES)
           + f"   mean s {float(res.bridge.forward.s.mean()):.3f}")
 
 # %%
-s_live = live["VSDM"][0].bridge.forward.s.detach()
+s_live = live["VSDM"][0].bridge.forward.s.detach().cpu()
 fdd_live = {m: live[m][1][8]["fdd"] for m in live}
 assert fdd_live["VSDM"] > 1.2 * fdd_live["VP"], fdd_live            # seeds 0–2 at 400 and 1,500 steps: ≥ 1.38×
 assert float(s_live.mean()) > 0.15 and float(s_live.min()) > 0       # 400 steps: ≈ 0.19; 1,500: ≈ 0.45
@@ -304,7 +305,7 @@ assert float(s_live.max() - s_live.min()) < 0.25 * float(s_live.mean())   # near
 bench_s = torch.tensor(drows["pixel", "VSDM", SEED]["s"], dtype=torch.float64).reshape(8, 8)
 fig, axes = new_axes(3, size=3.2)
 for ax, img, title in ((axes[0], bench_s, f"bench s (3,000 steps, seed {SEED})"),
-                       (axes[1], VD.diag_image(live["VSDM"][0].bridge.forward), f"live s ({STEPS_DIGITS} steps)")):
+                       (axes[1], VD.diag_image(live["VSDM"][0].bridge.forward).cpu(), f"live s ({STEPS_DIGITS} steps)")):
     im = ax.imshow(img, cmap="viridis", vmin=0, vmax=0.7)
     ax.set_title(title, fontsize=9)
     ax.axis("off")
@@ -319,7 +320,7 @@ plt.show()
 # %%
 fig, axes = new_axes(2, size=(4.2, 2.4))
 for ax, model in zip(axes, live):
-    x = VD.decode(live[model][0].bridge.sample(32, method="ode", steps=4, seed=SEED).x.float())
+    x = VD.decode(live[model][0].bridge.sample(32, method="ode", steps=4, seed=SEED).x.float().cpu())
     grid = x.reshape(4, 8, 8, 8).permute(0, 2, 1, 3).reshape(32, 64)
     ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1)
     ax.set_title(f"{model}: NFE 8, FDD {fdd_live[model]:.1f}", fontsize=9)
@@ -334,7 +335,7 @@ plt.show()
 # what the prior $\mathcal N(0, \sigma_1^2)$ ignores.
 
 # %%
-H = torch.stack([A.diagonal() for A in live["VSDM"][0].A_history])
+H = torch.stack([A.diagonal() for A in live["VSDM"][0].A_history]).cpu()
 fig, ax = new_axes(size=(5.0, 3.0))
 ax.plot(H.mean(1), color="C1", label="mean s over the pixels")
 ax.fill_between(range(len(H)), H.min(1).values, H.max(1).values, color="C1", alpha=0.3, label="min–max")
@@ -381,8 +382,8 @@ assert float(share_b.mean()) > 10 * float(at_t1(torch.zeros(64), var0)[2].mean()
 # %%
 ablation = {}
 for label, extra in (("ζ = 1", dict(zeta=1.0)), ("A ≤ 0 (upstream)", dict(nonpositive=True))):
-    res = fit_vsdm_diag(pixels, seed=SEED, progress=False, **digit_cfg("VSDM", STEPS_DIGITS, **extra))
-    ablation[label] = res.bridge.forward.s.detach()
+    res = fit_vsdm_diag(pixels.to(DEV), seed=SEED, progress=False, **digit_cfg("VSDM", STEPS_DIGITS, **extra))
+    ablation[label] = res.bridge.forward.s.detach().cpu()
     print(f"{label:17s}: mean s {float(ablation[label].mean()):6.3f}, range [{float(ablation[label].min()):.3f}, "
           f"{float(ablation[label].max()):.3f}]  (ζ = 0.85, symmetric clamp: {float(s_live.mean()):.3f})")
 assert float(ablation["A ≤ 0 (upstream)"].abs().max()) < 1e-3                 # clamped at 0: the VP-SDE
@@ -483,7 +484,7 @@ assert all(ratio("nonlinear", s, var_name) < ratio("nonlinear", s, n) for s in f
 # %%
 proc = LinearGaussianSSM(seed=0)
 fmodels = {name: VF.fit_forecaster(proc, adaptive=adaptive, steps=STEPS_FORECAST, n_train_series=N_TRAIN_SERIES,
-                                   seed=SEED, progress=False)
+                                   seed=SEED, progress=False, device=DEV)
            for name, adaptive in (("VP-SDE", False), ("VSDM", True))}
 for name, m in fmodels.items():
     print(f"{name:7s} trained in {m.seconds:5.1f} s, mean s {float(m.bridge.forward.s.mean()):.3f}")

@@ -48,7 +48,7 @@ from torch import nn
 from ..bridge import Bridge
 from ..nets import TimeMLP
 from ..train import fit
-from ..utils import check_int, check_positive, check_real, check_scale, check_seed, generator
+from ..utils import check_int, check_positive, check_real, check_scale, check_seed, generator, work_device
 from .matching import MatchedBridge, _as_source, matching_loss
 
 __all__ = ["DSBResult", "dsb", "gaussian_ipf_iterates", "ipf_step", "mean_matching_pairs", "shipped_comparison"]
@@ -149,7 +149,7 @@ def mean_matching_pairs(process: MatchedBridge, x: torch.Tensor, *, direction: s
 def ipf_step(process, source, sigma: float, *, direction: str = "backward", net: Optional[nn.Module] = None,
              steps: int = 1000, batch_size: int = 256, n_paths: int = 1000, sim_steps: int = 50,
              refresh: Optional[int] = None, target: str = "dsb", lr: float = 1e-3, ema: float = 0.999,
-             seed: int = 0, progress: bool = True, **fit_kwargs) -> MatchedBridge:
+             seed: int = 0, progress: bool = True, device=None, **fit_kwargs) -> MatchedBridge:
     """One IPF half-step: fit the ``direction`` drift of the time reversal of ``process``.
 
     ``direction="backward"``: simulate ``process``'s forward drift from ``source`` (law at t = 0) and fit
@@ -160,7 +160,10 @@ def ipf_step(process, source, sigma: float, *, direction: str = "backward", net:
     ``target``: ``"dsb"`` (mean matching, the default) or ``"posterior"`` (:func:`mean_matching_pairs`).
     ``net`` (default ``TimeMLP(dim)``) is trained in place with :func:`lsbcore.train.fit`. Returns a
     :class:`MatchedBridge` holding the EMA net in the fitted direction (``history``: the losses).
+    Device: where a ``source`` tensor lives, else ``device`` (None: the CPU or a given ``net``'s
+    device); paths, net and minibatches stay there. A ``net`` elsewhere raises a ValueError.
     """
+    dev = work_device(device, net=net, source=source)
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     if target not in TARGETS:
@@ -173,10 +176,10 @@ def ipf_step(process, source, sigma: float, *, direction: str = "backward", net:
     steps = check_int(steps, "steps")
     if refresh is not None:
         refresh = check_int(refresh, "refresh")
-    src = _as_source(source, "source")
+    src = _as_source(source, "source", dev)
     proc = process if isinstance(process, MatchedBridge) and process.sigma == sigma else \
         _process(process, sigma, "forward" if direction == "backward" else "backward", "process")
-    gen0 = generator(seed + 7919)                    # simulation noise, separate from fit's generator
+    gen0 = generator(seed + 7919, dev)               # simulation noise, separate from fit's generator
     cache = {}
 
     def simulate(gen):
@@ -186,7 +189,7 @@ def ipf_step(process, source, sigma: float, *, direction: str = "backward", net:
 
     simulate(gen0)
     if net is None:
-        net = TimeMLP(cache["data"][0].shape[1], seed=seed)
+        net = TimeMLP(cache["data"][0].shape[1], seed=seed).to(cache["data"][0].device)
 
     def loss_fn(model, step, gen):
         if refresh is not None and step > 0 and step % refresh == 0:
@@ -207,7 +210,7 @@ def ipf_step(process, source, sigma: float, *, direction: str = "backward", net:
 def dsb(source0, source1, sigma: float, *, iterations: int = 4, steps: int = 1000, batch_size: int = 256,
         n_paths: int = 1000, sim_steps: int = 50, refresh: Optional[int] = None, target: str = "dsb",
         width: int = 64, depth: int = 3, lr: float = 1e-3, ema: float = 0.999, seed: int = 0, progress: bool = True,
-        init_forward=None, callback: Optional[Callable] = None, **fit_kwargs) -> DSBResult:
+        init_forward=None, callback: Optional[Callable] = None, device=None, **fit_kwargs) -> DSBResult:
     """Diffusion Schrödinger Bridge by IPF: ``iterations`` rounds of (backward, forward) half-steps.
 
     Round n = 1..N: simulate P^{n−1} (forward drift f_{n−1}; f_0 = 0, the reference σW, or
@@ -221,7 +224,10 @@ def dsb(source0, source1, sigma: float, *, iterations: int = 4, steps: int = 100
     which is merged into that round's history entry. Returns :class:`DSBResult` whose bridge
     (``drift`` = f_N, ``backward_drift`` = b_N, ``start`` from ``source0``) works with
     ``lsbcore.sample`` / ``lsbcore.generate``. Deterministic for a fixed seed on the CPU.
+    Device: where the source tensors live, else ``device`` (None: the CPU); both nets, the simulated
+    paths and the returned bridge live there.
     """
+    dev = work_device(device, source0=source0, source1=source1)
     tic = time.perf_counter()
     sigma = check_scale(sigma, "sigma")
     iterations = check_int(iterations, "iterations")
@@ -238,8 +244,8 @@ def dsb(source0, source1, sigma: float, *, iterations: int = 4, steps: int = 100
         raise TypeError(f"progress must be True or False, got {type(progress).__name__}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable as callback(iteration, bridge), got {type(callback).__name__}")
-    s0, s1 = _as_source(source0, "source0"), _as_source(source1, "source1")
-    probe = generator(seed)
+    s0, s1 = _as_source(source0, "source0", dev), _as_source(source1, "source1", dev)
+    probe = generator(seed, dev)
     d0, d1 = s0(2, probe), s1(2, probe)
     for x, name in ((d0, "source0"), (d1, "source1")):
         if not (isinstance(x, torch.Tensor) and x.ndim == 2 and torch.is_floating_point(x)):
@@ -256,8 +262,9 @@ def dsb(source0, source1, sigma: float, *, iterations: int = 4, steps: int = 100
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     common = dict(steps=steps, batch_size=batch_size, n_paths=n_paths, sim_steps=sim_steps, refresh=refresh,
                   target=target, lr=lr, ema=ema, progress=progress, **fit_kwargs)
-    fwd_net = TimeMLP(dim, width, depth, seed=seed + 1)
-    bwd_net = TimeMLP(dim, width, depth, seed=seed)
+    dev = d0.device if dev is None else dev
+    fwd_net = TimeMLP(dim, width, depth, seed=seed + 1).to(dev)
+    bwd_net = TimeMLP(dim, width, depth, seed=seed).to(dev)
     history, bridge = [], None
     for n in range(1, iterations + 1):
         t_n = time.perf_counter()

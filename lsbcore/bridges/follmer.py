@@ -35,7 +35,7 @@ from typing import Callable, Optional
 import torch
 
 from ..bridge import Bridge
-from ..utils import (Seed, check_int, check_points, check_positive, check_same_device, check_scale, check_weights, generator,
+from ..utils import (Seed, work_device, check_int, check_points, check_positive, check_same_device, check_scale, check_weights, generator,
                      time_column)
 from .matching import MatchedBridge, fit_bridge
 
@@ -267,7 +267,7 @@ def gaussian_follmer_drift(x, t, mean, std: float, sigma: float = 1.0) -> torch.
 # ---------------------------------------------------------------------------------- learned
 def fit_follmer(samples, sigma: float = 1.0, *, steps: int = 2000, batch_size: int = 256,
                 net=None, lr: float = 1e-3, t_gap: float = 1e-2, seed: int = 0, ema: float = 0.999,
-                progress: bool = True, checkpoint=None, **fit_kwargs) -> MatchedBridge:
+                progress: bool = True, checkpoint=None, device=None, **fit_kwargs) -> MatchedBridge:
     """Learn the SF drift from samples of μ: regress ``(X1 − X_t)/(1−t)`` on ``(X_t, t)``.
 
     ``X_t = t X1 + σ√(t(1−t)) Z`` is bridge matching with X0 = 0, so this is
@@ -275,16 +275,19 @@ def fit_follmer(samples, sigma: float = 1.0, *, steps: int = 2000, batch_size: i
     the shared ``matching_loss``; its minimiser is the exact SF drift of the sampling distribution
     (for a finite sample set: :func:`empirical_follmer_drift`). ``samples`` is an (n, d) tensor,
     a marginal or a callable ``(n, gen) → points``. t ~ U[0, 1 − t_gap].
+    Device: where a ``samples`` tensor lives; for a marginal or callable, ``device`` (None: the CPU,
+    or a given ``net``'s device). A ``net`` elsewhere raises a ValueError.
     Notebook 02 §"Schrödinger–Föllmer".
     """
+    where = work_device(device, net=net, samples=samples)
     if isinstance(samples, torch.Tensor):
         samples = check_points(samples, "samples")
         dim, dev, dtype = samples.shape[1], samples.device, samples.dtype
     else:
         probe = (samples.sample(2, seed=0) if callable(getattr(samples, "sample", None))
                  else samples(2, generator(0)))
-        dim, dev, dtype = probe.shape[1], probe.device, probe.dtype
+        dim, dev, dtype = probe.shape[1], (probe.device if where is None else where), probe.dtype
 
     return fit_bridge(lambda n, gen: origin(n, dim, dtype=dtype, device=dev), samples, sigma, coupling="independent", direction="forward", net=net,
                       steps=steps, batch_size=batch_size, lr=lr, t_gap=t_gap, seed=seed, ema=ema,
-                      progress=progress, checkpoint=checkpoint, **fit_kwargs)
+                      progress=progress, checkpoint=checkpoint, device=where, **fit_kwargs)

@@ -59,7 +59,7 @@ from torch import nn
 from ..bridge import Bridge
 from ..nets import TimeMLP
 from ..train import fit
-from ..utils import Seed, check_device, check_int, check_positive, check_scale, generator
+from ..utils import Seed, check_device, check_int, check_positive, check_scale, generator, work_device
 from .follmer import POINT_MASS_START, origin
 
 __all__ = ["LOSSES", "LogZEstimate", "LearnedFollmer", "path_log_weights", "estimate_log_z",
@@ -196,6 +196,10 @@ class LogZEstimate:
     @property
     def n(self) -> int:
         return int(self.log_weights.shape[0])
+
+    def cpu(self) -> "LogZEstimate":
+        """The same estimate with its tensors on the CPU (for metrics and plots); no copy on the CPU."""
+        return LogZEstimate(self.log_z, self.stderr, self.ess, self.log_weights.cpu(), self.samples.cpu())
 
     def __str__(self):
         return f"log Z ≈ {self.log_z:.4f} ± {self.stderr:.4f}, ESS/n = {self.ess:.3f} (n = {self.n})"
@@ -347,7 +351,7 @@ def fit_follmer_sampler(log_density, dim: Optional[int] = None, sigma: float = 1
                         sim_steps: int = 50, net: Optional[nn.Module] = None, width: int = 64,
                         depth: int = 3, lr: float = 1e-3, seed: int = 0, ema: float = 0.999,
                         explore: Optional[float] = None, progress: bool = True, checkpoint=None,
-                        **fit_kwargs) -> LearnedFollmer:
+                        device=None, **fit_kwargs) -> LearnedFollmer:
     """Learn the Schrödinger–Föllmer drift to μ = ρ/Z from log ρ alone (no samples of μ).
 
     ``log_density``: the unnormalised log ρ, a callable ``(n, d) → (n,)`` (differentiable for
@@ -359,8 +363,13 @@ def fit_follmer_sampler(log_density, dim: Optional[int] = None, sigma: float = 1
     for "log_variance", 0 and nothing else for "kl"; see :func:`log_variance_loss`). Training is
     :func:`lsbcore.fit` (seeded, EMA, progress bar, checkpoints; ``fit_kwargs`` such as
     ``grad_clip`` or ``schedule`` go to it); the returned bridge holds the EMA net when ``ema`` > 0.
+    Device: there are no data, so ``device`` (None: the CPU, or a given ``net``'s device) says where the
+    net, the simulated paths and log ρ are evaluated; a ``net`` elsewhere raises a ValueError.
     Notebook 02 §2.8 "A learned sampler".
     """
+    if net is not None and not isinstance(net, nn.Module):
+        raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
+    dev = work_device(device, net=net)
     ld = _log_density_of(log_density)
     dim = _dim_of(log_density, dim)
     sigma = check_scale(sigma, "sigma")
@@ -370,8 +379,8 @@ def fit_follmer_sampler(log_density, dim: Optional[int] = None, sigma: float = 1
     sim_steps = check_int(sim_steps, "sim_steps")
     if net is None:
         net = zero_last_layer(TimeMLP(dim, check_int(width, "width"), check_int(depth, "depth"), seed=seed))
-    elif not isinstance(net, nn.Module):
-        raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
+        if dev is not None:
+            net = net.to(dev)
     p = next(iter(net.parameters()), None)
     _check_log_density(ld, dim, p.dtype if p is not None else torch.float32, p.device if p is not None else None)
     if explore is None:

@@ -20,7 +20,7 @@ from torch import nn
 from ..bridge import Bridge
 from ..nets import TimeMLP
 from ..train import fit
-from ..utils import Seed, check_int, check_points, check_positive, check_same_device, check_scale, generator, time_column
+from ..utils import Seed, work_device, check_int, check_points, check_positive, check_same_device, check_scale, generator, time_column
 from .follmer import POINT_MASS_START, origin, softmax_mean
 from .matching import matching_loss
 
@@ -175,9 +175,12 @@ def fit_heat_flow(points, sigma: float = 1.0, *, t_gap: float = 0.01, steps: int
     :func:`heat_flow_drift`, which memorises p̂; a network trained for finitely many steps is smoother
     than it (Notebook 03 §4b measures how much it copies). ``net`` defaults to a TimeMLP of width 128 and
     depth 3 (seeded by ``seed``). The returned bridge keeps the loss of every step in ``.history``.
+    Device: the work happens where ``points`` live (``points.to(dev)`` to train on a GPU); a ``net``
+    on another device raises a ValueError.
     docs/theory.md §4.
     """
     points = check_points(points, "points")
+    work_device(net=net, points=points)
     sigma, t_gap = check_scale(sigma, "sigma"), check_positive(t_gap, "t_gap")
     if t_gap >= 1:
         raise ValueError(f"t_gap must be < 1, got {t_gap}")

@@ -30,7 +30,7 @@ from torch import nn
 from ..nets import TimeMLP
 from ..train import fit
 from ..utils import (Seed, check_device, check_int, check_points, check_positive, check_same_device, check_scale,
-                     check_seed, check_state, check_time, generator, time_column)
+                     check_seed, check_state, check_time, generator, on_device_source, time_column, work_device)
 from ..bridge import Bridge
 from .coupling import COUPLINGS, couple
 
@@ -228,14 +228,21 @@ class EndpointDrift(nn.Module):
         return (self.net(x, t) - x) / self.remaining(t)
 
 
-def _as_source(source, name: str) -> Callable:
+def _as_source(source, name: str, device=None) -> Callable:
     """A sampler ``(n, generator) → (n, d)`` from a tensor of points (rows drawn with replacement)
-    or from anything with ``.sample(n, seed=...)`` (a lsbcore marginal) or a callable ``f(n, gen)``."""
+    or from anything with ``.sample(n, seed=...)`` (a lsbcore marginal) or a callable ``f(n, gen)``.
+
+    Points are drawn where the tensor lives; a callable gets the training generator (on the net's
+    device) and must answer on its device. A marginal samples with that generator on the CPU; with a
+    non-CPU ``device`` it samples on the CPU from a seed taken from the generator and the points move
+    to ``device`` (:func:`lsbcore.utils.on_device_source`)."""
     if isinstance(source, torch.Tensor):
         pts = check_points(source, name)
         return lambda n, gen: pts[torch.randint(0, pts.shape[0], (n,), generator=gen, device=gen.device).to(pts.device)]
     if callable(getattr(source, "sample", None)):
-        return lambda n, gen: source.sample(n, seed=gen)
+        draw = lambda n, gen: source.sample(n, seed=gen)  # noqa: E731
+        dev = None if device is None else torch.device(device)
+        return draw if dev is None or dev.type == "cpu" else on_device_source(draw, dev)
     if callable(source):
         return source
     raise TypeError(f"{name} must be a (n, d) tensor, a marginal with .sample(n, seed) or a callable (n, gen)")
@@ -246,7 +253,7 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
                batch_size: int = 256, lr: float = 1e-3, t_gap: float = 1e-2, seed: int = 0,
                ema: float = 0.999, progress: bool = True, checkpoint=None, pair_fn: Optional[Callable] = None,
                sinkhorn_kwargs: Optional[dict] = None, parametrization: str = "drift",
-               coupling_every: int = 1, **fit_kwargs) -> MatchedBridge:
+               coupling_every: int = 1, device=None, **fit_kwargs) -> MatchedBridge:
     """Bridge matching: fit one direction's drift on minibatches coupled by ``coupling``.
 
     Each step draws ``batch_size`` points from each source, pairs them (``couple``), samples
@@ -266,9 +273,13 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
     The pairs of one plan are still exact draws of the minibatch SB coupling; only consecutive
     steps share their points. With a checkpoint, ``checkpoint_every`` must be a multiple of k
     (so that a resumed run equals an uninterrupted one).
+    Device: the work (the default net, minibatches, the returned bridge) happens where the point
+    tensors live; with marginals or callables as sources, ``device`` (default None: the CPU, or the
+    device of a given ``net``) says where; a given ``net`` must already be there (ValueError otherwise).
     Returns a :class:`MatchedBridge` using the EMA weights (its ``start`` draws from ``source0``).
     Notebook 02 §"Bridge matching".
     """
+    dev = work_device(device, net=net, source0=source0, source1=source1)
     sigma = check_scale(sigma, "sigma", allow_zero=True)
     seed = check_seed(seed)
     if direction not in DIRECTIONS:
@@ -294,7 +305,7 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
     s0 = None
     plan: dict = {}
     if pair_fn is None:
-        s0, s1 = _as_source(source0, "source0"), _as_source(source1, "source1")
+        s0, s1 = _as_source(source0, "source0", dev), _as_source(source1, "source1", dev)
 
         def pair_fn(n, gen, step=0):
             if coupling_every == 1:
@@ -313,8 +324,8 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
     if parametrization not in ("drift", "endpoint"):
         raise ValueError(f"parametrization must be 'drift' or 'endpoint', got {parametrization!r}")
     if net is None:
-        probe = pair_fn(2, generator(seed))[0]
-        net = TimeMLP(probe.shape[1], seed=seed)
+        probe = pair_fn(2, generator(seed, dev))[0]
+        net = TimeMLP(probe.shape[1], seed=seed).to(probe.device if dev is None else dev)
     if parametrization == "endpoint" and not isinstance(net, EndpointDrift):
         net = EndpointDrift(net, direction)
     endpoint = isinstance(net, EndpointDrift)
@@ -339,7 +350,8 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
 def imf(source0: Source, source1: Source, sigma: float, *, iterations: int = 4, steps: int = 1000,
         batch_size: int = 256, pool: int = 2048, sample_steps: int = 50, coupling: str = "independent",
         net: Optional[nn.Module] = None, lr: float = 1e-3, t_gap: float = 1e-2, seed: int = 0,
-        ema: float = 0.999, progress: bool = True, sinkhorn_kwargs: Optional[dict] = None) -> MatchedBridge:
+        ema: float = 0.999, progress: bool = True, sinkhorn_kwargs: Optional[dict] = None,
+        device=None) -> MatchedBridge:
     """Iterative Markovian fitting (DSBM, Shi et al. 2023): alternate backward and forward refits.
 
     Iteration 0 fits the forward drift by bridge matching on ``coupling``. Then, alternately:
@@ -351,24 +363,28 @@ def imf(source0: Source, source1: Source, sigma: float, *, iterations: int = 4, 
     ``net`` (default ``TimeMLP(dim)``) is the untrained template both directions start from.
     Simulation uses lsbcore.sde's Euler–Maruyama with ``sample_steps`` steps over [0, 1] (the drift
     is never evaluated at the singular end point: the last forward step uses t = 1 − h).
+    Device: as :func:`fit_bridge` — where the point tensors live, else ``device`` (None: the CPU or
+    the device of a given ``net``); the simulated pairs stay there.
     Notebook 02 §"Iterative Markovian fitting".
     """
     from ..sde import sample as sde_sample
 
+    dev = work_device(device, net=net, source0=source0, source1=source1)
     iterations = check_int(iterations, "iterations", minimum=0)
     pool = check_int(pool, "pool", minimum=2)
     sample_steps = check_int(sample_steps, "sample_steps")
     seed = check_seed(seed)
-    s0, s1 = _as_source(source0, "source0"), _as_source(source1, "source1")
+    s0, s1 = _as_source(source0, "source0", dev), _as_source(source1, "source1", dev)
     common = dict(batch_size=batch_size, lr=lr, t_gap=t_gap, ema=ema, progress=progress)
     if net is None:
-        net = TimeMLP(s0(2, generator(seed)).shape[1], seed=seed)
+        probe = s0(2, generator(seed, dev))
+        net = TimeMLP(probe.shape[1], seed=seed).to(probe.device if dev is None else dev)
     template = copy.deepcopy(net)
     bridge = fit_bridge(s0, s1, sigma, coupling=coupling, net=net, steps=steps, seed=seed,
                         sinkhorn_kwargs=sinkhorn_kwargs, **common)
     histories = {"forward_0": bridge.history["forward"]}
     fwd_net, bwd_net = bridge.forward_net, None
-    gen = generator(seed + 1)
+    gen = generator(seed + 1, next(net.parameters()).device)
     for k in range(1, iterations + 1):
         direction = "backward" if k % 2 == 1 else "forward"
         if direction == "backward":   # pairs (X0, X̂1) from the forward SDE

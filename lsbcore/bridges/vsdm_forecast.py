@@ -36,7 +36,7 @@ from torch import nn
 
 from ..forecast import _check_series, crps_ensemble, crps_gaussian, energy_score, fit_var, seasonal_naive
 from ..nets import TimeMLP
-from ..utils import check_int, check_seed, generator
+from ..utils import check_int, check_seed, generator, resolve_device
 from .vsdm import VSDM
 
 __all__ = ["ConditionalScoreNet", "encode_history", "ForecastModel", "fit_forecaster", "forecast", "Scores",
@@ -156,7 +156,7 @@ def fit_forecaster(process, *, adaptive: bool = True, history: int = 48, horizon
                    beta_r: float = 1.7, ema: float = 0.995, schedule: str = "cosine", warmup: int | None = None,
                    freeze: int | None = None, a_every: int = 25, a_lr: float = 0.02, a_decay: float = 0.6,
                    a_paths: int = 256, a_steps: int = 20, zeta: float = 1.0, t_gap: float = 1e-3, seed: int = 0,
-                   progress: bool = True) -> ForecastModel:
+                   progress: bool = True, device=None) -> ForecastModel:
     """Train a conditional VSDM (``adaptive=True``) or conditional VP-SDE (``adaptive=False``: A = 0)
     forecaster of ``horizon`` steps from ``history`` steps on windows simulated from ``process``.
 
@@ -172,7 +172,10 @@ def fit_forecaster(process, *, adaptive: bool = True, history: int = 48, horizon
     a_lr (1 + k/10)^(−a_decay); the last ``freeze`` steps, default steps // 4, train the net alone).
     The defaults are the budget of ``bench/vsdm_data.py`` (``FORECAST_BUDGET``): one CPU core trains the VP-SDE in
     ~8 s and VSDM in ~25 s (the 40 updates of A, each re-tabulating the 36-dimensional transitions).
+    Device: ``process`` simulates on the CPU (float64); ``device`` (None: the CPU) is where the
+    training windows go and the net and the forward process are trained and sample.
     """
+    dev = None if device is None else resolve_device(device)
     process = _check_process(process)
     history, horizon = check_int(history, "history"), check_int(horizon, "horizon")
     P, d = process.period, process.d_obs
@@ -194,6 +197,8 @@ def fit_forecaster(process, *, adaptive: bool = True, history: int = 48, horizon
     from .vsdm_fit import fit_vsdm
 
     net = ConditionalScoreNet(horizon * d, cond.shape[1], width, depth, seed=seed)
+    if dev is not None:
+        fut, cond, net = fut.to(dev), cond.to(dev), net.to(dev)
     res = fit_vsdm(fut, adaptive=adaptive, steps=steps, batch_size=batch_size, beta_min=beta_min,
                    beta_max=beta_max, beta_r=beta_r, lr=lr, ema=ema, warmup=warmup, freeze=freeze,
                    a_every=a_every, a_lr=a_lr, a_decay=a_decay, a_paths=a_paths, a_steps=a_steps, zeta=zeta,
@@ -223,8 +228,9 @@ def forecast(model: ForecastModel, histories, n_samples: int = 200, *, nfe: int 
         raise ValueError(f"method must be 'ode' or 'sde', got {method!r}")
     if method == "ode" and nfe % 2:
         raise ValueError(f"nfe must be even for method='ode' (Heun: 2 evaluations per step), got {nfe}")
-    gen = generator(seed)
-    cond = model.condition(y)
+    dev = model.bridge.forward.s.device                 # the model samples where it was trained
+    gen = generator(seed, dev)
+    cond = model.condition(y).to(dev)
     chunk = max(1, 32768 // m)
     net, out = model.bridge.net, []
     for i in range(0, y.shape[0], chunk):
@@ -232,7 +238,7 @@ def forecast(model: ForecastModel, histories, n_samples: int = 200, *, nfe: int 
         with net.given(c):
             x = model.bridge.sample(c.shape[0], method=method, steps=nfe // 2 if method == "ode" else nfe,
                                     seed=gen).x
-        out.append(x.to(_DT).reshape(-1, m, model.horizon, model.d_obs))
+        out.append(x.cpu().to(_DT).reshape(-1, m, model.horizon, model.d_obs))
     return torch.cat(out) * model.scale + model.loc
 
 

@@ -178,7 +178,8 @@ def follmer_sampler_explorer(targets: dict, learned: dict | None = None, *, sigm
         tgt = targets[name]
         if (name, drift, k) not in runs:
             bridge = bridge_for(name, drift)
-            runs[name, drift, k] = None if bridge is None else estimate_log_z(bridge, tgt, n=n, steps=k, seed=seed)
+            runs[name, drift, k] = None if bridge is None else estimate_log_z(bridge, tgt, n=n, steps=k,
+                                                                                  seed=seed).cpu()
         est = runs[name, drift, k]
         box.state = {"target": name, "drift": drift, "steps": k, "estimate": est, "log_z": tgt.log_z}
         fig, axes = new_axes(2, size=(4.2, 3.4))
