@@ -53,9 +53,10 @@ ideal floor by NFE" (``--sweep-nfe``, every method, one noise draw per set) show
 stops improving. lsbcore's own recipe samples at the NFE where the curve had flattened when the recipe
 was fixed (before this bench's run; the measurements are in the issue-14 note): with the recipe's
 network, 4 draws × 8 sets, seeds 0/1, W2 / ideal floor was 1.134/1.123 at 200 steps, 1.114/1.110 at
-1000, 1.107/1.099 at 2000 and 1.091/1.125 at 4000
-(means 1.129, 1.112, 1.103, 1.108): flat from 2000 on, within the ±0.01 that separates two seeds. A grid of steps packed towards t = 1 (t_k = 1 −
-(1 − k/K)²) was worse at 200 steps (1.151/1.132): the steps that matter are not only the last ones.
+1000, 1.107/1.099 at 2000 and 1.091/1.125 at 4000 (means 1.129, 1.112, 1.103, 1.108): flat from 2000
+on, within the ±0.01 that separates two seeds. A grid of steps packed towards t = 1
+(t_k = 1 − (1 − k/K)²) was worse at 200 steps (1.151/1.132): the steps that matter are not only the
+last ones.
 
 Targets (issue 14 §1), printed as [PASS]/[FAIL]: lsbcore's own recipe reaches W2 ≤ 1.10 × the ideal
 floor (mean over seeds), in no more training wall time than OT-CFM (mean over seeds, same run).
@@ -191,7 +192,7 @@ def evaluate(run, sets, draws: int, sweep_nfe=()):
         gen_ = run()
         train_s = time.perf_counter() - tic
 
-        def score(steps, n_draws, timed=False):
+        def score(steps, n_draws):
             dists, seconds = [], 0.0
             for x0_eval, target in sets:
                 for d in range(n_draws):
