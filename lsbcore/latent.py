@@ -27,7 +27,7 @@ from .digits import evaluate_digits, load_digits
 from .metrics import w2
 from .nets import DigitsClassifier
 from .sde import SampleResult, sample
-from .utils import Seed, check_int, check_points, check_positive, check_scale, check_seed, generator, resolve_device, same_device, work_device
+from .utils import Seed, check_int, check_points, check_positive, check_scale, check_seed, first_parameter, generator, resolve_device, same_device, work_device
 
 __all__ = ["METHODS", "sample_codes", "generate_digits", "plot_latent_paths", "sample_size_sweep", "loglog_fit"]
 
@@ -132,7 +132,7 @@ def generate_digits(autoencoder, method: str = "heat-follmer", n: int = 397, *, 
         raise ValueError(f"device={str(device)!r} but autoencoder is on {dev}: load it with "
                          f"shipped_autoencoder(..., device=device) or move it with .to(device)")
     for name, model in (("classifier", classifier), ("net", net)):
-        p = next(iter(model.parameters()), None) if isinstance(model, nn.Module) else None
+        p = first_parameter(model)
         if p is not None and not same_device(p.device, dev):
             raise ValueError(f"{name} is on {p.device} but autoencoder is on {dev}: move {name} with .to({str(dev)!r})")
     x, _ = load_digits("target", device=dev)

@@ -21,7 +21,8 @@ manifold has the same size in every space and every D and σ means the same alon
 :func:`noise_floors` gives each metric's own floor; :func:`lipschitz` estimates the decoder's
 Lipschitz constant (it multiplies every latent error in the bound); ``bench/latent_rates.py`` runs the
 full sweep and ships its table to ``data/latent_rates.csv``, which :mod:`lsbcore.rates_table` reads
-back (slopes, the verdict; its functions are re-exported here). docs/theory.md §4.
+back (slopes, the verdict). The spaces live in :mod:`lsbcore.rates_spaces`; both modules' names are
+re-exported here. docs/theory.md §4.
 """
 from __future__ import annotations
 
@@ -31,16 +32,16 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from .bridges.follmer import fit_follmer, origin
 from .manifold import SPANS, ManifoldData
 from .metrics import memorisation_ratio, sliced_w2, w2
-from .nets import DigitsMLP, TimeMLP
+from .nets import TimeMLP
+from .rates_spaces import AMBIENT_SCALES, AmbientSpace, ManifoldAutoencoder, OracleSpace
 from .rates_table import COLUMN_TYPES, load_table, metric_curves, samples_needed, summarise, verdict
 from .sde import sample
 from .train import fit
-from .utils import check_int, check_points, check_positive, generator, resolve_device
+from .utils import check_int, check_points, check_positive, first_parameter, generator, resolve_device
 
 __all__ = ["Budget", "ManifoldAutoencoder", "AmbientSpace", "OracleSpace", "AMBIENT_SCALES", "fit_manifold_autoencoder", "learned_bridge",
            "generate", "evaluate", "noise_floors", "lipschitz", "rate_sweep", "pretrain_sweep", "stop_sweep",
@@ -91,119 +92,6 @@ def _check_budget(budget) -> Budget:
     if not isinstance(budget, Budget):
         raise TypeError(f"budget must be a lsbcore.rates.Budget, got {type(budget).__name__}")
     return budget
-
-
-# ------------------------------------------------------------------------------------------ spaces
-class _Standardised(nn.Module):
-    """Shared by the spaces: x ↦ (x − m)/s with m per coordinate and one global scale s (float32)."""
-
-    def _set_scale(self, x: torch.Tensor, total_variance: Optional[float] = None) -> None:
-        var = x.var(0)
-        target = x.shape[1] if total_variance is None else total_variance
-        self.register_buffer("x_mean", x.mean(0))
-        self.register_buffer("x_scale", (var.sum() / target).sqrt().clamp_min(1e-12).reshape(1))
-
-
-#: how the ambient coordinates are scaled (:class:`AmbientSpace`)
-AMBIENT_SCALES = ("manifold", "coordinate")
-
-
-class AmbientSpace(_Standardised):
-    """The ambient "autoencoder": the identity on R^D after centring and one global rescaling.
-
-    ``encode(x) = (x − m)/s``, ``decode`` its inverse, with m (per coordinate) and s from the ``x``
-    it is built with. Two conventions for s (``scale``):
-
-    * ``"manifold"`` (Notebook 04's headline): the total variance becomes ``total_variance`` (give
-      d*, the total variance of the standardised latent codes). The data then have the *same size*
-      in every D and in latent space, so σ means the same along the manifold everywhere; what a
-      larger D adds is only D − d* more directions that the noise fills and the drift must empty.
-    * ``"coordinate"`` (the pixel convention of Notebook 03's ``PixelSpace``): the *average
-      coordinate* variance becomes 1, so the total variance is D: a larger D also makes the data
-      larger relative to σ (the bridge gets relatively less noisy as D grows).
-    """
-
-    kind = "ambient"
-
-    def __init__(self, x, *, scale: str = "manifold", total_variance: Optional[float] = None):
-        super().__init__()
-        x = check_points(x, "x").float()
-        if scale not in AMBIENT_SCALES:
-            raise ValueError(f"scale must be one of {AMBIENT_SCALES}, got {scale!r}")
-        if scale == "manifold":
-            if total_variance is None:
-                raise ValueError("scale='manifold' needs total_variance (the latent codes' total variance, d*)")
-            total_variance = check_positive(total_variance, "total_variance")
-        elif total_variance is not None:
-            raise ValueError("total_variance is only for scale='manifold'")
-        self.latent_dim = x.shape[1]
-        self.scale = scale
-        self._set_scale(x, total_variance)
-
-    def encode(self, x):
-        return (check_points(x, "x", dim=self.latent_dim).to(self.x_mean) - self.x_mean) / self.x_scale
-
-    def decode(self, z):
-        return self.x_mean + self.x_scale * check_points(z, "z", dim=self.latent_dim).to(self.x_mean)
-
-
-class OracleSpace(_Standardised):
-    """The bridge in the *true* intrinsic coordinates: a perfect autoencoder, for reference (Notebook 04 §3).
-
-    ``encode`` reads back u = (Qᵀx)[:d*] (:meth:`ManifoldData.intrinsic`) and standardises it per
-    coordinate like the latent codes; ``decode`` embeds exactly onto the manifold. The latent
-    error minus the oracle's is what the learned autoencoder costs.
-    """
-
-    kind = "oracle"
-
-    def __init__(self, data: ManifoldData, x):
-        super().__init__()
-        self.data = data
-        u = data.intrinsic(check_points(x, "x", dim=data.ambient_dim)).float()
-        self.latent_dim = data.intrinsic_dim
-        self.register_buffer("x_mean", u.mean(0))
-        self.register_buffer("x_scale", u.std(0).clamp_min(1e-12))
-
-    def encode(self, x):
-        return (self.data.intrinsic(x).float() - self.x_mean) / self.x_scale
-
-    def decode(self, z):
-        z = check_points(z, "z", dim=self.latent_dim).to(self.x_mean)
-        return self.data.embed((self.x_mean + self.x_scale * z).double()).float()
-
-
-class ManifoldAutoencoder(_Standardised):
-    """An MLP autoencoder R^D → R^{d*} → R^D with standardised inputs and codes (Notebook 04 §2).
-
-    The network's input is centred and scaled to an average coordinate variance of 1 (by the
-    pre-training data), the code is standardised like :class:`lsbcore.autoencoder.Autoencoder`'s
-    (mean 0, unit variance per coordinate on the pre-training data): total code variance d*, the
-    size :class:`AmbientSpace` gives the ambient data by default.
-    """
-
-    kind = "latent"
-
-    def __init__(self, ambient_dim: int, latent_dim: int, *, hidden: int = 128, seed: int = 0):
-        super().__init__()
-        self.ambient_dim, self.latent_dim = check_int(ambient_dim, "ambient_dim"), check_int(latent_dim, "latent_dim")
-        self.encoder = DigitsMLP(self.ambient_dim, self.latent_dim, hidden, seed=seed)
-        self.decoder = DigitsMLP(self.latent_dim, self.ambient_dim, hidden, seed=seed + 1)
-        self.register_buffer("x_mean", torch.zeros(self.ambient_dim))
-        self.register_buffer("x_scale", torch.ones(1))
-        self.register_buffer("latent_mean", torch.zeros(self.latent_dim))
-        self.register_buffer("latent_scale", torch.ones(self.latent_dim))
-
-    def encode(self, x):
-        x = check_points(x, "x", dim=self.ambient_dim).to(self.x_mean)
-        return (self.encoder((x - self.x_mean) / self.x_scale) - self.latent_mean) / self.latent_scale
-
-    def decode(self, z):
-        return self.unchecked_decode(check_points(z, "z", dim=self.latent_dim).to(self.x_mean))
-
-    def unchecked_decode(self, z):
-        """``decode`` without the argument checks (a pure tensor function: torch.func can transform it)."""
-        return self.x_mean + self.x_scale * self.decoder(self.latent_mean + self.latent_scale * z)
 
 
 def fit_manifold_autoencoder(data: ManifoldData, budget: Budget = Budget(), *, seed: int = 0,
@@ -267,8 +155,7 @@ def generate(space, bridge, n: int, budget: Budget = Budget(), *, t_gap: Optiona
     if not (callable(getattr(space, "decode", None)) and isinstance(getattr(space, "latent_dim", None), int)):
         raise TypeError(f"space must have .latent_dim and .decode (an autoencoder or AmbientSpace), "
                         f"got {type(space).__name__}")
-    net = getattr(bridge, "forward_net", None)
-    p = next(iter(net.parameters()), None) if isinstance(net, torch.nn.Module) else None
+    p = first_parameter(getattr(bridge, "forward_net", None))
     x0 = origin(n, space.latent_dim, dtype=torch.float32, device=p.device if p is not None else None)
     codes = sample(bridge, x0, steps=budget.sample_steps, t1=1.0 - t_gap, seed=seed).x.cpu()
     with torch.no_grad():

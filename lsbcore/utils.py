@@ -373,6 +373,13 @@ def same_device(a: torch.device, b: torch.device) -> bool:
     return (a.index if a.index is not None else cur) == (b.index if b.index is not None else cur)
 
 
+def first_parameter(model) -> Optional[torch.Tensor]:
+    """The first parameter tensor of ``model`` (its dtype and device stand for the model's), or None
+    when ``model`` has no ``parameters()`` (a plain function, e.g. the zero drift) or no parameters."""
+    params = getattr(model, "parameters", None)
+    return next(iter(params()), None) if callable(params) else None
+
+
 def work_device(device=None, *, net=None, **data) -> Optional[torch.device]:
     """Where a trainer works: the data's device, else ``device``, else the net's; ``None`` if nothing says.
 
@@ -392,7 +399,7 @@ def work_device(device=None, *, net=None, **data) -> Optional[torch.device]:
                              f"{first}.to(device), or leave device=None")
         dev = where
     if net is not None:
-        p = next(iter(net.parameters()), None) if hasattr(net, "parameters") else None
+        p = first_parameter(net)
         if p is not None:
             if dev is None:
                 dev = p.device

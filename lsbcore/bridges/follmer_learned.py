@@ -59,7 +59,7 @@ from torch import nn
 from ..bridge import Bridge
 from ..nets import TimeMLP
 from ..train import fit
-from ..utils import Seed, check_device, check_int, check_positive, check_scale, generator, work_device
+from ..utils import Seed, check_device, check_int, check_positive, check_scale, first_parameter, generator, work_device
 from .follmer import POINT_MASS_START, origin
 
 __all__ = ["LOSSES", "LogZEstimate", "LearnedFollmer", "path_log_weights", "estimate_log_z",
@@ -280,7 +280,7 @@ class LearnedFollmer(Bridge):
     def start(self, n: int, *, seed: Seed = 0, device=None) -> torch.Tensor:
         """``n`` copies of the origin (the point mass δ0 at t = 0), in the net's dtype and on its device
         (unless ``device`` is given); ``seed`` is not used."""
-        p = next(iter(self.net.parameters()), None) if isinstance(self.net, nn.Module) else None
+        p = first_parameter(self.net)
         return origin(n, self.dim, dtype=p.dtype if p is not None else None,
                       device=device if device is not None else (p.device if p is not None else None))
 
@@ -299,7 +299,7 @@ def log_variance_loss(net: Callable, log_density: Callable, batch_size: int, dim
     the minimum at the Föllmer drift, and these paths keep visiting modes the current drift has lost
     (on-policy paths alone collapsed onto fewer modes on 2 of 3 seeds of the bench's mixture).
     Inner code (arguments trusted)."""
-    p = next(iter(net.parameters()), None) if isinstance(net, nn.Module) else None
+    p = first_parameter(net)
     dtype, dev = (p.dtype, p.device) if p is not None else (torch.float32, None)
     n_ref = int(round(explore * batch_size))
     keep = torch.ones(batch_size, 1, dtype=dtype, device=dev)
@@ -325,7 +325,7 @@ def kl_loss(net: Callable, log_density: Callable, batch_size: int, dim: int, sig
 
     The mean-zero stochastic integral is left out (it adds variance, not signal). ``explore`` is
     accepted for a common signature and must be 0: these paths must be the model's own. Inner code."""
-    p = next(iter(net.parameters()), None) if isinstance(net, nn.Module) else None
+    p = first_parameter(net)
     dtype, dev = (p.dtype, p.device) if p is not None else (torch.float32, None)
     x, cost, _ = _euler(net, batch_size, dim, sigma, steps, gen, dtype, dev, ito=False)
     return (cost - log_f(log_density, x, sigma)).mean()
@@ -381,7 +381,7 @@ def fit_follmer_sampler(log_density, dim: Optional[int] = None, sigma: float = 1
         net = zero_last_layer(TimeMLP(dim, check_int(width, "width"), check_int(depth, "depth"), seed=seed))
         if dev is not None:
             net = net.to(dev)
-    p = next(iter(net.parameters()), None)
+    p = first_parameter(net)
     _check_log_density(ld, dim, p.dtype if p is not None else torch.float32, p.device if p is not None else None)
     if explore is None:
         explore = 0.25 if loss == "log_variance" else 0.0
