@@ -64,6 +64,29 @@ def test_fit_heat_flow_runs_through_the_shared_loop():
     assert bridge.drift(pts[:4], torch.full((4, 1), 0.5)).shape == (4, 2)
 
 
+def test_fit_heat_flow_time_power_draws_its_times_from_sample_times(monkeypatch):
+    """time_power reaches the shared time sampler; 1 (the default) is the uniform law, bit for bit;
+    a power below 1 or a non-number is refused, naming the argument."""
+    import lsbcore.bridges.matching as M
+
+    pts = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    ref = H.fit_heat_flow(pts, 1.0, steps=5, batch_size=32, progress=False)
+    assert H.fit_heat_flow(pts, 1.0, steps=5, batch_size=32, progress=False, time_power=1.0).history == ref.history
+    seen = []
+    real = M.sample_times
+
+    def spy(n, direction, t_gap, like, gen, time_power=1.0):
+        seen.append((direction, t_gap, time_power))
+        return real(n, direction, t_gap, like, gen, time_power)
+
+    monkeypatch.setattr(H, "sample_times", spy)
+    packed = H.fit_heat_flow(pts, 1.0, t_gap=0.05, steps=5, batch_size=32, progress=False, time_power=2.0)
+    assert seen == [("forward", 0.05, 2.0)] * 5 and packed.history != ref.history
+    for bad, err in ((0.5, ValueError), (float("inf"), ValueError), (None, TypeError)):
+        with pytest.raises(err, match="time_power"):
+            H.fit_heat_flow(pts, 1.0, steps=1, progress=False, time_power=bad)
+
+
 def test_two_stage_sampler_lands_on_the_smoothed_then_the_clean_codes():
     """1-D codes p̂ (300 Gaussian points): the Föllmer stage ends at p̂ ∗ N(0, σ²), variance
     var(p̂) + σ²; the heat flow stopped at 1 − δ at p̂ ∗ N(0, σ²δ), variance var(p̂) + σ²δ.

@@ -22,7 +22,7 @@ from ..nets import TimeMLP
 from ..train import fit
 from ..utils import Seed, work_device, check_int, check_points, check_positive, check_same_device, check_scale, generator, time_column
 from .follmer import POINT_MASS_START, origin, softmax_mean
-from .matching import matching_loss
+from .matching import matching_loss, sample_times
 
 __all__ = ["heat_flow_drift", "smoothed_follmer_drift", "SmoothedFollmer", "HeatFlowBridge", "fit_heat_flow"]
 
@@ -166,7 +166,7 @@ class HeatFlowBridge(Bridge):
 
 def fit_heat_flow(points, sigma: float = 1.0, *, t_gap: float = 0.01, steps: int = 2000, batch_size: int = 256,
                   net: Optional[nn.Module] = None, lr: float = 2e-3, seed: int = 0, progress: bool = True,
-                  checkpoint=None) -> HeatFlowBridge:
+                  checkpoint=None, time_power: float = 1.0) -> HeatFlowBridge:
     """Learn the reverse-heat-flow drift by regression (Notebook 03 §3, *reconstructed*).
 
     Minimises ``E ‖b(z1 + σ√(1−t) ε, t) + σ ε/√(1−t)‖²`` over t ~ U[0, 1 − t_gap], z1 ~ p̂, ε ~ N(0, I)
@@ -175,6 +175,8 @@ def fit_heat_flow(points, sigma: float = 1.0, *, t_gap: float = 0.01, steps: int
     :func:`heat_flow_drift`, which memorises p̂; a network trained for finitely many steps is smoother
     than it (Notebook 03 §4b measures how much it copies). ``net`` defaults to a TimeMLP of width 128 and
     depth 3 (seeded by ``seed``). The returned bridge keeps the loss of every step in ``.history``.
+    ``time_power`` p ≥ 1 packs the training times towards t = 1 (1 − t = t_gap + (1 − t_gap)·vᵖ,
+    :func:`lsbcore.bridges.matching.sample_times`; p = 1: uniform); the minimiser is the same.
     Device: the work happens where ``points`` live (``points.to(dev)`` to train on a GPU); a ``net``
     on another device raises a ValueError.
     docs/theory.md §4.
@@ -185,11 +187,14 @@ def fit_heat_flow(points, sigma: float = 1.0, *, t_gap: float = 0.01, steps: int
     if t_gap >= 1:
         raise ValueError(f"t_gap must be < 1, got {t_gap}")
     batch_size = check_int(batch_size, "batch_size")
+    time_power = check_positive(time_power, "time_power")
+    if time_power < 1:
+        raise ValueError(f"time_power must be ≥ 1 (1: uniform times; p > 1: more near t = 1), got {time_power}")
     net = net if net is not None else TimeMLP(points.shape[1], width=128, depth=3, seed=seed).to(points.device)
 
     def loss_fn(model, step, gen):
         idx = torch.randint(0, points.shape[0], (batch_size,), generator=gen, device=points.device)
-        t = torch.rand(batch_size, 1, generator=gen, device=points.device, dtype=points.dtype) * (1 - t_gap)
+        t = sample_times(batch_size, "forward", t_gap, points, gen, time_power)
         eps = torch.randn(batch_size, points.shape[1], generator=gen, device=points.device, dtype=points.dtype)
         z_t = points[idx] + sigma * torch.sqrt(1 - t) * eps
         return matching_loss(model, z_t, t, -sigma * eps / torch.sqrt(1 - t))

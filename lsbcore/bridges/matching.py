@@ -381,7 +381,7 @@ def imf(source0: Source, source1: Source, sigma: float, *, iterations: int = 4, 
         batch_size: int = 256, pool: int = 2048, sample_steps: int = 50, coupling: str = "independent",
         net: Optional[nn.Module] = None, lr: float = 1e-3, t_gap: float = 1e-2, seed: int = 0,
         ema: float = 0.999, progress: bool = True, sinkhorn_kwargs: Optional[dict] = None,
-        device=None) -> MatchedBridge:
+        time_power: float = 1.0, device=None) -> MatchedBridge:
     """Iterative Markovian fitting (DSBM, Shi et al. 2023): alternate backward and forward refits.
 
     Iteration 0 fits the forward drift by bridge matching on ``coupling``. Then, alternately:
@@ -395,6 +395,8 @@ def imf(source0: Source, source1: Source, sigma: float, *, iterations: int = 4, 
     is never evaluated at the singular end point: the last forward step uses t = 1 − h).
     Device: as :func:`fit_bridge` — where the point tensors live, else ``device`` (None: the CPU or
     the device of a given ``net``); the simulated pairs stay there.
+    ``time_power`` (every fit) packs the training times towards each fit's data end, as in
+    :func:`fit_bridge`.
     Notebook 02 §"Iterative Markovian fitting".
     """
     from ..sde import sample as sde_sample
@@ -405,7 +407,7 @@ def imf(source0: Source, source1: Source, sigma: float, *, iterations: int = 4, 
     sample_steps = check_int(sample_steps, "sample_steps")
     seed = check_seed(seed)
     s0, s1 = _as_source(source0, "source0", dev), _as_source(source1, "source1", dev)
-    common = dict(batch_size=batch_size, lr=lr, t_gap=t_gap, ema=ema, progress=progress)
+    common = dict(batch_size=batch_size, lr=lr, t_gap=t_gap, ema=ema, progress=progress, time_power=time_power)
     if net is None:
         probe = s0(2, generator(seed, dev))
         net = TimeMLP(probe.shape[1], seed=seed).to(probe.device if dev is None else dev)
