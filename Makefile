@@ -85,8 +85,13 @@ nbtest: notebooks
 
 test: export OMP_NUM_THREADS = $(THREADS)
 test: env
-	$(PY) -m pytest -q -m "not ui" tests
-	$(MAKE) --no-print-directory nbtest
+	@# the unit tests (one thread) run beside nbval (one kernel) on a second core; their report is
+	@# printed when both are done, and either failing fails the target
+	@mkdir -p build; echo ">> unit tests: running beside nbval, report in build/unit-tests.log"
+	@$(PY) -m pytest -q -m "not ui" tests > build/unit-tests.log 2>&1 & unit=$$!; \
+	$(MAKE) --no-print-directory nbtest; nb=$$?; \
+	wait $$unit; u=$$?; echo ">> unit tests (exit $$u):"; tail -n 25 build/unit-tests.log; \
+	test $$u -eq 0 && test $$nb -eq 0
 	@# the student edition (solutions removed, stubs left) must also run to the end: the checks say
 	@# "not attempted yet" instead of failing (a lost kernel reply restarts that notebook, twice at most)
 	LSB_FAST=1 $(PY) -m lsbcore.build student-run $(NB_SRC)
