@@ -180,6 +180,15 @@ def test_fit_bridge_and_imf_follow_the_closed_form_iteration():
     assert set(bridge.history) == {"forward_0", "backward_1"}
 
 
+@pytest.mark.parametrize("coupling", ["independent", "ot", "sinkhorn"])
+def test_fit_bridge_builds_its_default_net_for_every_coupling(coupling):
+    """With no net given, fit_bridge sizes a TimeMLP from two points of the source, whatever the
+    coupling (a regression test: with plan_size the probe once went through the plan path)."""
+    x0, x1 = eight_gaussians(64, seed=0), moons(64, seed=1)
+    bridge = fit_bridge(x0, x1, 0.5, coupling=coupling, steps=2, batch_size=16, progress=False)
+    assert isinstance(bridge.forward_net, TimeMLP) and len(bridge.history["forward"]) == 2
+
+
 def test_fit_bridge_default_net_and_sinkhorn_coupling_run():
     x0, x1 = eight_gaussians(64, seed=0), moons(64, seed=1)
     bridge = fit_bridge(x0, x1, 0.5, coupling="sinkhorn", steps=3, batch_size=16, progress=False)
@@ -229,7 +238,7 @@ def test_coupling_every_reuses_one_plan_and_resumes_bit_exactly(tmp_path):
         ref = fit_bridge(x0, x1, 0.5, **kw)
     finally:
         sch.sinkhorn = real
-    assert len(calls) == 12 // 3 + 1                      # one plan per 3 steps (+ the probe of the net's size)
+    assert len(calls) == 12 // 3                          # one plan per 3 steps (the net's size needs none)
     ckpt, stops = tmp_path / "bm.pt", []
     while True:
         try:

@@ -291,7 +291,7 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
     mostly the bridge's (its t and Brownian noise, large near t = 1), and a row costs far less than a
     plan: a width-64 step on 1024 rows costs ~1.8× one on 256, a 256-point plan ~4×. So
     ``batch_size=1024, plan_size=256, coupling_every=4`` averages 4× the bridge draws per step at
-    about the cost of the default ``batch_size=256, coupling_every=2`` (``bench/training.py``).
+    about the cost of ``batch_size=256, coupling_every=2`` (``bench/training.py``).
     ``time_power=p`` (≥ 1) draws more training times near the data end (:func:`sample_times`); the
     minimiser is the same drift. p = 2 fitted the moons' edges and the gap between them better
     (``bench/training.py``).
@@ -333,11 +333,12 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
                              f"(a resumed run must start at a fresh plan)")
     s0 = None
     plan: dict = {}
+    reuse = coupling_every > 1 or plan_size != batch_size      # pairs drawn from a kept plan
     if pair_fn is None:
         s0, s1 = _as_source(source0, "source0", dev), _as_source(source1, "source1", dev)
 
         def pair_fn(n, gen, step=0):
-            if coupling_every == 1 and plan_size == n:
+            if not reuse:
                 return couple(s0(n, gen), s1(n, gen), coupling, sigma=sigma, seed=gen,
                               **(sk if coupling == "sinkhorn" else {}))
             if step % coupling_every == 0 or "x0" not in plan:
@@ -353,12 +354,12 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
     if parametrization not in ("drift", "endpoint"):
         raise ValueError(f"parametrization must be 'drift' or 'endpoint', got {parametrization!r}")
     if net is None:
-        probe = pair_fn(2, generator(seed, dev))[0]
+        # the net's input size from two points (our own sources need no coupling for that)
+        probe = s0(2, generator(seed, dev)) if s0 is not None else pair_fn(2, generator(seed, dev))[0]
         net = TimeMLP(probe.shape[1], seed=seed).to(probe.device if dev is None else dev)
     if parametrization == "endpoint" and not isinstance(net, EndpointDrift):
         net = EndpointDrift(net, direction)
     endpoint = isinstance(net, EndpointDrift)
-    reuse = coupling_every > 1 or plan_size != batch_size      # pairs drawn from a kept plan
 
     def loss_fn(model, step, gen):
         x0, x1 = pair_fn(batch_size, gen, step) if reuse else pair_fn(batch_size, gen)
