@@ -22,7 +22,7 @@ from ..nets import TimeMLP
 from ..train import fit
 from ..utils import Seed, work_device, check_int, check_points, check_positive, check_same_device, check_scale, generator, time_column
 from .follmer import POINT_MASS_START, origin, softmax_mean
-from .matching import matching_loss, sample_times
+from .matching import check_time_power, matching_loss, sample_times
 
 __all__ = ["heat_flow_drift", "smoothed_follmer_drift", "SmoothedFollmer", "HeatFlowBridge", "fit_heat_flow"]
 
@@ -187,9 +187,7 @@ def fit_heat_flow(points, sigma: float = 1.0, *, t_gap: float = 0.01, steps: int
     if t_gap >= 1:
         raise ValueError(f"t_gap must be < 1, got {t_gap}")
     batch_size = check_int(batch_size, "batch_size")
-    time_power = check_positive(time_power, "time_power")
-    if time_power < 1:
-        raise ValueError(f"time_power must be ≥ 1 (1: uniform times; p > 1: more near t = 1), got {time_power}")
+    time_power = check_time_power(time_power)
     net = net if net is not None else TimeMLP(points.shape[1], width=128, depth=3, seed=seed).to(points.device)
 
     def loss_fn(model, step, gen):

@@ -118,6 +118,15 @@ def sample_times(n: int, direction: str, t_gap: float, like: torch.Tensor, gen,
     return 1 - remaining if direction == "forward" else remaining
 
 
+def check_time_power(time_power) -> float:
+    """The ``time_power`` of :func:`sample_times` as a trainer takes it: a real number ≥ 1, else a
+    TypeError/ValueError naming it."""
+    time_power = check_positive(time_power, "time_power")
+    if time_power < 1:
+        raise ValueError(f"time_power must be ≥ 1 (1: uniform times; p > 1: more near the data end), got {time_power}")
+    return time_power
+
+
 # ---------------------------------------------------------------------------------- the learned bridge
 class MatchedBridge(Bridge):
     """A bridge whose drifts are networks: ``drift = forward_net``, ``backward_drift = backward_net``.
@@ -312,9 +321,7 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
     t_gap = check_positive(t_gap, "t_gap")
     if t_gap >= 1:
         raise ValueError(f"t_gap must be < 1, got {t_gap}")
-    time_power = check_positive(time_power, "time_power")
-    if time_power < 1:
-        raise ValueError(f"time_power must be ≥ 1 (1: uniform times; p > 1: more near the data end), got {time_power}")
+    time_power = check_time_power(time_power)
     if sinkhorn_kwargs is not None and not isinstance(sinkhorn_kwargs, dict):
         raise TypeError(f"sinkhorn_kwargs must be a dict, got {type(sinkhorn_kwargs).__name__}")
     sk = dict(tol=1e-3, max_iter=500, on_fail="warn")
