@@ -66,7 +66,8 @@ one noise draw swings by ±0.2 × the ideal floor, the mean over the 8 sets by �
 draw to the next, about the whole gap to the target. The screen therefore scored each trained net
 on 8000 samples (one fixed start set) by two low-noise measures of where the samples land: the
 fraction farther than 0.1 from the support of the moons law ("off", 0 for an exact sampler) and
-the mean squared distance to it ("msd"). Measured (seed 10 / seed 11; same training time ±15%):
+the mean squared distance to it ("msd"). Measured (seed 10 / seed 11; step counts set from the
+step costs for about the previous recipe's training time):
 
   recipe                                                        off              msd
   8000 st, 256 rows, plan/2 st (the previous own recipe)   0.050 / 0.054   0.0033 / 0.0040
