@@ -297,6 +297,10 @@ def test_plan_size_draws_a_larger_batch_from_a_smaller_plan():
         fit_bridge(x0, x1, 0.5, plan_size=1, **kw)
     with pytest.raises(TypeError, match="plan_size"):
         fit_bridge(x0, x1, 0.5, plan_size=16.5, **kw)
+    with pytest.raises(ValueError, match="plan_size=1000000000 would couple"):   # refused before any draw
+        fit_bridge(x0, x1, 0.5, plan_size=10**9, **kw)
+    with pytest.raises(ValueError, match="batch_size=100000 would couple"):
+        fit_bridge(x0, x1, 0.5, **{**kw, "batch_size": 10**5})
 
 
 @pytest.mark.parametrize("plan_size, time_power", [(64, 1.0), (512, 2.0)])

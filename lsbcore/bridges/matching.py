@@ -100,6 +100,10 @@ def matching_loss(net: Callable, x_t: torch.Tensor, t: torch.Tensor, target: tor
     return sq.mean()
 
 
+#: the largest minibatch plan fit_bridge solves: a 2¹⁵-point plan is a 4 GiB float32 cost matrix
+MAX_PLAN = 2**15
+
+
 def sample_times(n: int, direction: str, t_gap: float, like: torch.Tensor, gen,
                  time_power: float = 1.0) -> torch.Tensor:
     """Times for the regression, shape (n, 1): U[0, 1 − t_gap] (forward) or U[t_gap, 1] (backward).
@@ -328,6 +332,11 @@ def fit_bridge(source0: Source, source1: Source, sigma: float, *, coupling: str 
     sk.update(sinkhorn_kwargs or {})
     coupling_every = check_int(coupling_every, "coupling_every")
     plan_size = batch_size if plan_size is None else check_int(plan_size, "plan_size", minimum=2)
+    if coupling in ("sinkhorn", "ot") and plan_size > MAX_PLAN:
+        name = "plan_size" if plan_size != batch_size else "batch_size"
+        raise ValueError(f"{name}={plan_size} would couple through a {plan_size} × {plan_size} cost matrix "
+                         f"({plan_size**2 * 4 / 2**30:.3g} GiB in float32); keep the plan at ≤ {MAX_PLAN} points "
+                         f"(draw a larger batch from a smaller plan with plan_size)")
     if plan_size != batch_size and (coupling != "sinkhorn" or pair_fn is not None):
         raise ValueError(f"plan_size={plan_size} (≠ batch_size={batch_size}) draws the pairs from a minibatch "
                          f"Sinkhorn plan: it needs coupling='sinkhorn' and no pair_fn")
